@@ -150,3 +150,12 @@ func Decode(e Envelope) (Payload, error) {
 	}
 	return p, nil
 }
+
+// TopicOf returns the base topic name of an event type.
+func TopicOf(typ string) (string, bool) {
+	p, ok := newPayload(typ)
+	if !ok {
+		return "", false
+	}
+	return p.Topic(), true
+}

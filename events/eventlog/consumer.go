@@ -1,0 +1,137 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Handler applies a batch of records. It must be idempotent: after a crash
+// between the side effect and the offset commit, the same batch comes again.
+type Handler func(ctx context.Context, recs []*kgo.Record) error
+
+// ConsumerConfig configures a group consumer.
+type ConsumerConfig struct {
+	Group  string
+	Topics []string // full topic names
+	// MaxBatch bounds the records handed to the handler at once.
+	MaxBatch int
+	// FlushTimeout bounds how long the batch in flight may take to finish
+	// after shutdown was asked for.
+	FlushTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Consumer reads topics as a member of a consumer group, hands batches to
+// a handler and commits offsets only after the handler succeeded. A failing
+// handler is retried with backoff; its batch is never skipped.
+type Consumer struct {
+	cl  *kgo.Client
+	cfg ConsumerConfig
+	h   Handler
+}
+
+// NewConsumer joins the group. Reading starts at the committed offsets, or
+// at the beginning of each partition for a new group.
+func NewConsumer(kcfg Config, cfg ConsumerConfig, h Handler, extra ...kgo.Opt) (*Consumer, error) {
+	if err := kcfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Group == "" || len(cfg.Topics) == 0 {
+		return nil, errors.New("consumer: group and topics are required")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 5000
+	}
+	if cfg.FlushTimeout <= 0 {
+		cfg.FlushTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts := append(kcfg.ClientOpts(),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)
+	}
+	return &Consumer{cl: cl, cfg: cfg, h: h}, nil
+}
+
+// Run consumes until ctx ends. The batch in flight when ctx ends is
+// finished (within FlushTimeout) and committed before Run returns.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.cl.Close()
+	log := c.cfg.Logger.With("group", c.cfg.Group)
+	for {
+		fetches := c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				log.Warn("fetch failed", "topic", t, "partition", p, "err", err)
+			}
+		})
+		recs := fetches.Records()
+		if len(recs) > 0 {
+			if err := c.handle(ctx, recs, log); err != nil {
+				c.cl.AllowRebalance()
+				return err
+			}
+		}
+		c.cl.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// handle runs the handler until it succeeds, then commits. After shutdown
+// was asked for, it keeps trying until FlushTimeout and then gives up
+// without committing: the batch will be read again by the next owner.
+func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Logger) error {
+	hctx, cancel := flushContext(ctx, c.cfg.FlushTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.h(hctx, recs)
+		if err == nil {
+			break
+		}
+		log.Error("batch failed; retrying", "records", len(recs), "err", err, "retry_in", backoff)
+		select {
+		case <-hctx.Done():
+			return fmt.Errorf("consumer %s: batch of %d not applied before shutdown: %w", c.cfg.Group, len(recs), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	if err := c.cl.CommitRecords(hctx, recs...); err != nil {
+		// The side effect happened; the next owner re-applies the batch,
+		// which the idempotent handler absorbs.
+		log.Warn("offset commit failed", "err", err)
+	}
+	return nil
+}
+
+// flushContext is not cancelled when parent is; once parent ends, it ends
+// after grace. This lets the batch in flight finish on shutdown.
+func flushContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}

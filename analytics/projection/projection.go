@@ -1,0 +1,154 @@
+// Package projection writes events into the ClickHouse read model: alerts,
+// heartbeats, the device registry and customers, batch-inserted over the
+// native protocol. Writing is idempotent (ReplacingMergeTree on event ids,
+// uniqExact states in the aggregates), so a redelivered or replayed event
+// never changes a number a customer sees.
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/mimamori/mimamori/analytics/migrate"
+	"github.com/mimamori/mimamori/events"
+)
+
+// DefaultTimeout bounds each insert when the caller's context has no
+// earlier deadline.
+const DefaultTimeout = 30 * time.Second
+
+// Writer projects batches of events into one database. It is safe for
+// concurrent use.
+type Writer struct {
+	conn    driver.Conn
+	db      string
+	logger  *slog.Logger
+	timeout time.Duration
+
+	written, skipped, invalid, duplicate atomic.Uint64
+}
+
+// Stats counts envelopes since the Writer was made.
+type Stats struct {
+	Written uint64 // projected into a table
+	Skipped uint64 // a type this projection does not keep (known or unknown)
+	Invalid uint64 // a known type that failed to decode or validate
+	// Duplicate counts repeats of an event id within one batch, written
+	// once; repeats across batches are written again and collapse later.
+	Duplicate uint64
+}
+
+// New returns a Writer into database db (already migrated).
+func New(conn driver.Conn, db string, logger *slog.Logger) (*Writer, error) {
+	if err := migrate.ValidDatabase(db); err != nil {
+		return nil, fmt.Errorf("projection: %w", err)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Writer{conn: conn, db: db, logger: logger, timeout: DefaultTimeout}, nil
+}
+
+// Stats returns the counts so far.
+func (w *Writer) Stats() Stats {
+	return Stats{Written: w.written.Load(), Skipped: w.skipped.Load(), Invalid: w.invalid.Load(), Duplicate: w.duplicate.Load()}
+}
+
+// rows of one table; cols is the explicit column list of its INSERT.
+type table struct {
+	name string
+	cols string
+	rows [][]any
+}
+
+// Apply decodes each envelope and inserts the batch, one INSERT per table.
+// Types it does not project and envelopes that do not decode are counted
+// in Stats and logged, never fatal: one bad event must not stop the topic.
+// An error means some table was not written; applying the whole batch again
+// is safe.
+func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
+	alerts := &table{name: "alerts_log", cols: "id, device_id, customer_id, detected_at, received_at, severity, kind, indicator, label, action, " +
+		"src_ip, src_port, src_mac, dst_ip, dst_port, dst_mac, protocol, zones, url, domain, file_name, file_sha256, definitions_version, count"}
+	heartbeats := &table{name: "heartbeats", cols: "id, device_id, customer_id, sent_at, received_at, firmware_version, definitions_version, " +
+		"uptime_seconds, clients, packets, bytes, alerts, queue_depth"}
+	registrations := &table{name: "device_registrations", cols: "device_id, serial, mac, model, manufactured_on, registered_at"}
+	assignments := &table{name: "device_assignments", cols: "device_id, customer_id, assigned_at"}
+	customers := &table{name: "customers", cols: "customer_id, name, reseller_id, registered_at"}
+
+	seen := make(map[string]bool, len(batch))
+	var written uint64
+	for _, env := range batch {
+		if seen[env.ID] { // harmless, but cheap to skip
+			w.duplicate.Add(1)
+			continue
+		}
+		seen[env.ID] = true
+		p, err := events.Decode(env)
+		if errors.Is(err, events.ErrUnknownType) {
+			w.skipped.Add(1)
+			w.logger.Debug("projection: skip unknown event type", "id", env.ID, "type", env.Type)
+			continue
+		}
+		if err != nil {
+			w.invalid.Add(1)
+			w.logger.Warn("projection: skip undecodable event", "id", env.ID, "type", env.Type, "err", err)
+			continue
+		}
+		switch p := p.(type) {
+		case *events.Alert:
+			alerts.rows = append(alerts.rows, []any{p.ID, p.DeviceID, p.CustomerID, p.DetectedAt.UTC(), p.ReceivedAt.UTC(),
+				uint8(p.Severity), p.Kind, p.Indicator, p.Label, p.Action,
+				p.SrcIP, uint16(p.SrcPort), p.SrcMAC, p.DstIP, uint16(p.DstPort), p.DstMAC,
+				p.Protocol, p.Zones, p.URL, p.Domain, p.FileName, p.FileSHA256, p.DefinitionsVersion, uint32(p.Count)})
+		case *events.Heartbeat:
+			heartbeats.rows = append(heartbeats.rows, []any{p.ID, p.DeviceID, p.CustomerID, p.SentAt.UTC(), p.ReceivedAt.UTC(),
+				p.FirmwareVersion, p.DefinitionsVersion, p.UptimeSeconds, uint32(p.Clients), p.Packets, p.Bytes, p.Alerts, p.QueueDepth})
+		case *events.DeviceRegistered:
+			day, _ := time.Parse(time.DateOnly, p.ManufacturedOn) // Validate checked it
+			registrations.rows = append(registrations.rows, []any{p.DeviceID, p.Serial, p.MAC, p.Model, day, p.RegisteredAt.UTC()})
+		case *events.DeviceAssigned:
+			assignments.rows = append(assignments.rows, []any{p.DeviceID, p.CustomerID, p.AssignedAt.UTC()})
+		case *events.CustomerRegistered:
+			customers.rows = append(customers.rows, []any{p.CustomerID, p.Name, p.ResellerID, p.RegisteredAt.UTC()})
+		default: // credentials and future types have no read model here
+			w.skipped.Add(1)
+			continue
+		}
+		written++
+	}
+	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats} {
+		if err := w.insert(ctx, t); err != nil {
+			return err
+		}
+	}
+	w.written.Add(written)
+	return nil
+}
+
+func (w *Writer) insert(ctx context.Context, t *table) error {
+	if len(t.rows) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	batch, err := w.conn.PrepareBatch(ctx, "INSERT INTO "+w.db+"."+t.name+" ("+t.cols+")")
+	if err != nil {
+		return fmt.Errorf("projection: prepare %s.%s: %w", w.db, t.name, err)
+	}
+	defer batch.Close()
+	for _, row := range t.rows {
+		if err := batch.Append(row...); err != nil {
+			return fmt.Errorf("projection: append to %s.%s: %w", w.db, t.name, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("projection: insert %d rows into %s.%s: %w", len(t.rows), w.db, t.name, err)
+	}
+	return nil
+}

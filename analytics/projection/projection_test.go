@@ -1,0 +1,197 @@
+package projection_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/mimamori/mimamori/analytics/chtest"
+	"github.com/mimamori/mimamori/analytics/projection"
+	"github.com/mimamori/mimamori/events"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }
+
+func newWriter(t *testing.T, conn driver.Conn, db string) *projection.Writer {
+	t.Helper()
+	w, err := projection.New(conn, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestWritesEveryAlertField(t *testing.T) {
+	conn, db := chtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	if err := newWriter(t, conn, db).Apply(ctx, s.Events); err != nil {
+		t.Fatal(err)
+	}
+
+	rows, err := conn.Query(ctx, "SELECT id, device_id, customer_id, detected_at, received_at, severity, kind, indicator, label, action, "+
+		"src_ip, src_port, src_mac, dst_ip, dst_port, dst_mac, protocol, zones, url, domain, file_name, file_sha256, definitions_version, count "+
+		"FROM "+db+".alerts ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]events.Alert{}
+	for rows.Next() {
+		var a events.Alert
+		var sev uint8
+		var sport, dport uint16
+		var count uint32
+		if err := rows.Scan(&a.ID, &a.DeviceID, &a.CustomerID, &a.DetectedAt, &a.ReceivedAt, &sev, &a.Kind, &a.Indicator, &a.Label, &a.Action,
+			&a.SrcIP, &sport, &a.SrcMAC, &a.DstIP, &dport, &a.DstMAC, &a.Protocol, &a.Zones, &a.URL, &a.Domain, &a.FileName, &a.FileSHA256,
+			&a.DefinitionsVersion, &count); err != nil {
+			t.Fatal(err)
+		}
+		a.Severity, a.SrcPort, a.DstPort, a.Count = int(sev), int(sport), int(dport), int(count)
+		a.DetectedAt, a.ReceivedAt = a.DetectedAt.UTC(), a.ReceivedAt.UTC()
+		got[a.ID] = a
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(s.Alerts) {
+		t.Fatalf("read %d alerts, want %d", len(got), len(s.Alerts))
+	}
+	for _, want := range s.Alerts {
+		want.DetectedAt, want.ReceivedAt = want.DetectedAt.UTC(), want.ReceivedAt.UTC()
+		g, _ := json.Marshal(got[want.ID])
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Errorf("alert %s\n got %s\nwant %s", want.ID, g, w)
+		}
+	}
+
+	var serial, customer string
+	var manufactured time.Time
+	if err := conn.QueryRow(ctx, "SELECT serial, customer_id, manufactured_on FROM "+db+".devices WHERE device_id = 'dev-3'").
+		Scan(&serial, &customer, &manufactured); err != nil {
+		t.Fatal(err)
+	}
+	if serial != "SN-0003" || customer != "cust-2" || manufactured.Format(time.DateOnly) != "2026-04-01" {
+		t.Errorf("dev-3 = %q %q %v, want SN-0003 cust-2 2026-04-01", serial, customer, manufactured)
+	}
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT name FROM "+db+".customers FINAL WHERE customer_id = 'cust-1'").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if name != "Kobayashi Dental" {
+		t.Errorf("cust-1 name = %q", name)
+	}
+	var packets uint64
+	var clients uint32
+	if err := conn.QueryRow(ctx, "SELECT packets, clients FROM "+db+".heartbeats FINAL WHERE device_id = 'dev-2'").Scan(&packets, &clients); err != nil {
+		t.Fatal(err)
+	}
+	if packets != 7000 || clients != 12 {
+		t.Errorf("dev-2 heartbeat packets=%d clients=%d, want 7000 12", packets, clients)
+	}
+}
+
+func TestSkipsUnknownAndInvalid(t *testing.T) {
+	conn, db := chtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	good := s.Events[len(s.Events)-1]
+	unknown := good
+	unknown.ID, unknown.Type = "x1", "mimamori.something.new.v9"
+	broken := good
+	broken.ID, broken.Data = "x2", json.RawMessage(`{"id": 12}`)
+	w := newWriter(t, conn, db)
+	if err := w.Apply(ctx, []events.Envelope{unknown, broken, good, good}); err != nil {
+		t.Fatal(err)
+	}
+	want := projection.Stats{Written: 1, Skipped: 1, Invalid: 1, Duplicate: 1}
+	if got := w.Stats(); got != want {
+		t.Fatalf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+// figures are the numbers a customer can see, read back after each round.
+type figures struct {
+	Alerts, Daily, Heartbeats, Devices, HeartbeatsDaily uint64
+}
+
+func readFigures(t *testing.T, conn driver.Conn, db string) figures {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var f figures
+	for _, q := range []struct {
+		sql string
+		dst *uint64
+	}{
+		{"SELECT count() FROM " + db + ".alerts", &f.Alerts},
+		{"SELECT sum(alerts) FROM " + db + ".alerts_daily", &f.Daily},
+		{"SELECT count() FROM " + db + ".heartbeats FINAL", &f.Heartbeats},
+		{"SELECT count() FROM " + db + ".devices", &f.Devices},
+		{"SELECT sum(heartbeats) FROM " + db + ".heartbeats_daily", &f.HeartbeatsDaily},
+	} {
+		if err := conn.QueryRow(ctx, q.sql).Scan(q.dst); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	return f
+}
+
+func TestIdempotent(t *testing.T) {
+	conn, db := chtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	w := newWriter(t, conn, db)
+	if err := w.Apply(ctx, s.Events); err != nil {
+		t.Fatal(err)
+	}
+	want := readFigures(t, conn, db)
+	if want.Alerts != chtest.SampleAlerts || want.Daily != chtest.SampleAlerts || want.Devices != 3 || want.Heartbeats != 25 || want.HeartbeatsDaily != 25 {
+		t.Fatalf("after one Apply: %+v", want)
+	}
+
+	for i := 0; i < 4; i++ {
+		if err := w.Apply(ctx, s.Events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFigures(t, conn, db); got != want {
+		t.Fatalf("after 5 sequential Applies: %+v, want %+v", got, want)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- w.Apply(ctx, s.Events)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFigures(t, conn, db); got != want {
+		t.Fatalf("after 5 concurrent Applies: %+v, want %+v", got, want)
+	}
+	var perID uint64
+	if err := conn.QueryRow(ctx, "SELECT max(c) FROM (SELECT count() AS c FROM "+db+".alerts GROUP BY id)").Scan(&perID); err != nil {
+		t.Fatal(err)
+	}
+	if perID != 1 {
+		t.Fatalf("an alert id has %d rows in alerts, want 1", perID)
+	}
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what mimamori needs on a Debian machine and is not a Go module:
+# clickhouse-server (the embedded analytics store and the tests' server) and
+# kcat (the tests prove outside Kafka clients can read the embedded broker).
+# Safe to run again: it installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+need=()
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server clickhouse-client)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "infra/setup.sh: installing ${need[*]} from Debian…" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,127 @@
+// Package portal is the HTTP front of mimamori for people. For now it
+// serves the platform status page and its JSON (how many customers,
+// appliances and alerts the projections hold, and how fresh they are),
+// beside /healthz, /readyz and /metrics. Customer accounts and dashboards
+// build on it. It shows only platform-wide totals, never one tenant's data.
+package portal
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mimamori/mimamori/analytics/migrate"
+	"github.com/mimamori/mimamori/services/admin"
+)
+
+// Status is the platform-wide summary the status page shows.
+type Status struct {
+	Customers     uint64    `json:"customers"`
+	Devices       uint64    `json:"devices"`
+	Alerts24h     uint64    `json:"alerts_24h"`
+	Alerts        uint64    `json:"alerts"`
+	LastAlertAt   time.Time `json:"last_alert_at"`
+	LastHeartbeat time.Time `json:"last_heartbeat_at"`
+}
+
+// Deps are what the portal needs.
+type Deps struct {
+	Conn     driver.Conn
+	Database string
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// New returns the portal's handler. routes lists every route in one place.
+func New(d Deps) (http.Handler, error) {
+	if err := migrate.ValidDatabase(d.Database); err != nil {
+		return nil, err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	routes(r, d)
+	return r, nil
+}
+
+func routes(r *gin.Engine, d Deps) {
+	adm := admin.Handler(d.Registry, map[string]admin.Check{"clickhouse": d.Conn.Ping})
+	r.GET("/healthz", gin.WrapH(adm))
+	r.GET("/readyz", gin.WrapH(adm))
+	r.GET("/metrics", gin.WrapH(adm))
+	r.GET("/api/v1/status", func(c *gin.Context) {
+		s, err := readStatus(c.Request.Context(), d)
+		if err != nil {
+			writeError(c, d.Logger, err)
+			return
+		}
+		c.JSON(http.StatusOK, s)
+	})
+	r.GET("/", func(c *gin.Context) {
+		s, err := readStatus(c.Request.Context(), d)
+		if err != nil {
+			writeError(c, d.Logger, err)
+			return
+		}
+		c.Header("Content-Type", "text/html; charset=utf-8")
+		c.Status(http.StatusOK)
+		_ = page.Execute(c.Writer, s)
+	})
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("no such page: %s %s", c.Request.Method, c.Request.URL.Path)})
+	})
+}
+
+func writeError(c *gin.Context, log *slog.Logger, err error) {
+	log.Error("portal request failed", "path", c.Request.URL.Path, "err", err)
+	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "the analytics store is not answering; try again shortly"})
+}
+
+func readStatus(ctx context.Context, d Deps) (Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var s Status
+	q := fmt.Sprintf(`SELECT
+		(SELECT uniqExact(customer_id) FROM %[1]s.customers),
+		(SELECT uniqExact(device_id) FROM %[1]s.devices),
+		(SELECT uniqExact(id) FROM %[1]s.alerts_log WHERE detected_at >= now() - 86400),
+		(SELECT uniqExact(id) FROM %[1]s.alerts_log),
+		(SELECT max(detected_at) FROM %[1]s.alerts_log),
+		(SELECT max(received_at) FROM %[1]s.heartbeats)`, d.Database)
+	err := d.Conn.QueryRow(ctx, q).Scan(&s.Customers, &s.Devices, &s.Alerts24h, &s.Alerts, &s.LastAlertAt, &s.LastHeartbeat)
+	return s, err
+}
+
+var page = template.Must(template.New("status").Funcs(template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.Unix() <= 0 {
+			return "—"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	},
+}).Parse(`<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>みまもり — プラットフォーム状態 / platform status</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}</style>
+</head><body>
+<h1>みまもり プラットフォーム状態 <small>platform status</small></h1>
+{{if eq .Devices 0}}<p>まだ機器が登録されていません。<code>mimamori device register</code> で機器を登録してください。<br>
+No appliance is registered yet: register one with <code>mimamori device register</code>.</p>{{end}}
+<table>
+<tr><th>契約企業 / customers</th><td>{{.Customers}}</td></tr>
+<tr><th>機器 / appliances</th><td>{{.Devices}}</td></tr>
+<tr><th>過去24時間の検知 / alerts, last 24 h</th><td>{{.Alerts24h}}</td></tr>
+<tr><th>検知の合計 / alerts kept</th><td>{{.Alerts}}</td></tr>
+<tr><th>最新の検知 / newest alert</th><td>{{when .LastAlertAt}}</td></tr>
+<tr><th>最新のハートビート / newest heartbeat</th><td>{{when .LastHeartbeat}}</td></tr>
+</table>
+<p><a href="/api/v1/status">JSON</a> · <a href="/healthz">healthz</a> · <a href="/readyz">readyz</a> · <a href="/metrics">metrics</a></p>
+</body></html>
+`))

@@ -1,0 +1,250 @@
+// Package config defines every setting of the mimamori binary once: its
+// flag, its MIMAMORI_* environment variable, its default and whether it is
+// a secret. Flags win over the environment; `mimamori config` prints the
+// effective values with secrets masked.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of one process.
+type Config struct {
+	DataDir string
+
+	KafkaBrokers     []string // empty: embedded broker
+	KafkaPort        int      // embedded broker port, 0 picks a free one
+	KafkaSyncWrites  bool
+	KafkaTopicPrefix string
+	KafkaPartitions  int
+	KafkaReplication int
+	KafkaLinger      time.Duration
+	KafkaTLS         bool
+	KafkaCAFile      string
+	KafkaSASLMech    string
+	KafkaSASLUser    string
+	KafkaSASLPass    string
+
+	ClickHouseAddr     string // empty: embedded clickhouse-server
+	ClickHouseUser     string
+	ClickHousePassword string
+	ClickHouseDatabase string
+	ClickHouseTLS      bool
+	ClickHouseCAFile   string
+	ClickHouseTCPPort  int
+	ClickHouseHTTPPort int
+	AnalystPassword    string
+
+	IngestAddr     string
+	IngestCertFile string
+	IngestKeyFile  string
+	IngestHosts    []string
+	PortalAddr     string
+	AdminAddr      string
+
+	LogLevel  string
+	LogFormat string
+}
+
+type setting struct {
+	name, env, help string
+	secret          bool
+	def             string
+	set             func(c *Config, v string) error
+	get             func(c *Config) string
+}
+
+func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error { *p(c) = v; return nil }, func(c *Config) string { return *p(c) }
+}
+
+func list(p func(*Config) *[]string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			*p(c) = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					*p(c) = append(*p(c), s)
+				}
+			}
+			return nil
+		}, func(c *Config) string {
+			return strings.Join(*p(c), ",")
+		}
+}
+
+func num(p func(*Config) *int) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("want a whole number, got %q", v)
+			}
+			*p(c) = n
+			return nil
+		}, func(c *Config) string {
+			return strconv.Itoa(*p(c))
+		}
+}
+
+func boolean(p func(*Config) *bool) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			*p(c) = b
+			return nil
+		}, func(c *Config) string {
+			return strconv.FormatBool(*p(c))
+		}
+}
+
+func duration(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("want a duration like 10ms, got %q", v)
+			}
+			*p(c) = d
+			return nil
+		}, func(c *Config) string {
+			return p(c).String()
+		}
+}
+
+func def(name, env, d, help string, secret bool, set func(*Config, string) error, get func(*Config) string) setting {
+	return setting{name: name, env: env, def: d, help: help, secret: secret, set: set, get: get}
+}
+
+func settings() []setting {
+	s := func(name, env, d, help string, f func(*Config) *string) setting {
+		set, get := str(f)
+		return def(name, env, d, help, false, set, get)
+	}
+	secret := func(name, env, help string, f func(*Config) *string) setting {
+		set, get := str(f)
+		return def(name, env, "", help, true, set, get)
+	}
+	n := func(name, env, d, help string, f func(*Config) *int) setting {
+		set, get := num(f)
+		return def(name, env, d, help, false, set, get)
+	}
+	b := func(name, env, d, help string, f func(*Config) *bool) setting {
+		set, get := boolean(f)
+		return def(name, env, d, help, false, set, get)
+	}
+	l := func(name, env, d, help string, f func(*Config) *[]string) setting {
+		set, get := list(f)
+		return def(name, env, d, help, false, set, get)
+	}
+	lingerSet, lingerGet := duration(func(c *Config) *time.Duration { return &c.KafkaLinger })
+	return []setting{
+		s("data-dir", "MIMAMORI_DATA_DIR", "data", "folder for the embedded broker, ClickHouse, certificates and endpoints.json", func(c *Config) *string { return &c.DataDir }),
+
+		l("kafka-brokers", "MIMAMORI_KAFKA_BROKERS", "", "Kafka bootstrap brokers, comma-separated; empty runs the embedded broker", func(c *Config) *[]string { return &c.KafkaBrokers }),
+		n("kafka-port", "MIMAMORI_KAFKA_PORT", "0", "embedded broker port on 127.0.0.1 (0 picks a free one)", func(c *Config) *int { return &c.KafkaPort }),
+		b("kafka-sync-writes", "MIMAMORI_KAFKA_SYNC_WRITES", "true", "embedded broker fsyncs every batch before acknowledging it", func(c *Config) *bool { return &c.KafkaSyncWrites }),
+		s("kafka-topic-prefix", "MIMAMORI_KAFKA_TOPIC_PREFIX", "", "prefix of every topic name", func(c *Config) *string { return &c.KafkaTopicPrefix }),
+		n("kafka-partitions", "MIMAMORI_KAFKA_PARTITIONS", "6", "partitions of each topic created", func(c *Config) *int { return &c.KafkaPartitions }),
+		n("kafka-replication", "MIMAMORI_KAFKA_REPLICATION", "1", "replication factor of each topic created (3 on a real cluster)", func(c *Config) *int { return &c.KafkaReplication }),
+		def("kafka-linger", "MIMAMORI_KAFKA_LINGER", "0s", "producer linger; 0 sends at once (lowest latency)", false, lingerSet, lingerGet),
+		b("kafka-tls", "MIMAMORI_KAFKA_TLS", "false", "connect to Kafka over TLS", func(c *Config) *bool { return &c.KafkaTLS }),
+		s("kafka-ca-file", "MIMAMORI_KAFKA_CA_FILE", "", "PEM CA bundle for Kafka TLS (system roots if empty)", func(c *Config) *string { return &c.KafkaCAFile }),
+		s("kafka-sasl-mechanism", "MIMAMORI_KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", func(c *Config) *string { return &c.KafkaSASLMech }),
+		s("kafka-sasl-user", "MIMAMORI_KAFKA_SASL_USER", "", "SASL user", func(c *Config) *string { return &c.KafkaSASLUser }),
+		secret("kafka-sasl-password", "MIMAMORI_KAFKA_SASL_PASSWORD", "SASL password", func(c *Config) *string { return &c.KafkaSASLPass }),
+
+		s("clickhouse-addr", "MIMAMORI_CLICKHOUSE_ADDR", "", "ClickHouse native address host:9000; empty runs an embedded clickhouse-server", func(c *Config) *string { return &c.ClickHouseAddr }),
+		s("clickhouse-user", "MIMAMORI_CLICKHOUSE_USER", "default", "ClickHouse user", func(c *Config) *string { return &c.ClickHouseUser }),
+		secret("clickhouse-password", "MIMAMORI_CLICKHOUSE_PASSWORD", "ClickHouse password", func(c *Config) *string { return &c.ClickHousePassword }),
+		s("clickhouse-database", "MIMAMORI_CLICKHOUSE_DATABASE", "mimamori", "database of the projections and analyst views", func(c *Config) *string { return &c.ClickHouseDatabase }),
+		b("clickhouse-tls", "MIMAMORI_CLICKHOUSE_TLS", "false", "connect to ClickHouse over TLS", func(c *Config) *bool { return &c.ClickHouseTLS }),
+		s("clickhouse-ca-file", "MIMAMORI_CLICKHOUSE_CA_FILE", "", "PEM CA bundle for ClickHouse TLS", func(c *Config) *string { return &c.ClickHouseCAFile }),
+		n("clickhouse-tcp-port", "MIMAMORI_CLICKHOUSE_TCP_PORT", "0", "embedded ClickHouse native port (0 picks a free one)", func(c *Config) *int { return &c.ClickHouseTCPPort }),
+		n("clickhouse-http-port", "MIMAMORI_CLICKHOUSE_HTTP_PORT", "0", "embedded ClickHouse HTTP port (0 picks a free one)", func(c *Config) *int { return &c.ClickHouseHTTPPort }),
+		secret("analyst-password", "MIMAMORI_ANALYST_PASSWORD", "password of the read-only analyst user of the embedded ClickHouse (generated into the data folder if empty)", func(c *Config) *string { return &c.AnalystPassword }),
+
+		s("ingest-addr", "MIMAMORI_INGEST_ADDR", "127.0.0.1:8443", "HTTPS address of the appliance ingest gateway", func(c *Config) *string { return &c.IngestAddr }),
+		s("ingest-cert-file", "MIMAMORI_INGEST_CERT_FILE", "", "PEM certificate of the ingest gateway; empty uses the local CA in the data folder", func(c *Config) *string { return &c.IngestCertFile }),
+		s("ingest-key-file", "MIMAMORI_INGEST_KEY_FILE", "", "PEM private key of the ingest gateway", func(c *Config) *string { return &c.IngestKeyFile }),
+		l("ingest-hosts", "MIMAMORI_INGEST_HOSTS", "localhost,127.0.0.1,::1", "names and addresses the local CA certifies for the ingest gateway", func(c *Config) *[]string { return &c.IngestHosts }),
+		s("portal-addr", "MIMAMORI_PORTAL_ADDR", "127.0.0.1:8080", "HTTP address of the portal", func(c *Config) *string { return &c.PortalAddr }),
+		s("admin-addr", "MIMAMORI_ADMIN_ADDR", "127.0.0.1:9464", "HTTP address of /healthz, /readyz and /metrics for background services", func(c *Config) *string { return &c.AdminAddr }),
+
+		s("log-level", "MIMAMORI_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+		s("log-format", "MIMAMORI_LOG_FORMAT", "text", "text or json", func(c *Config) *string { return &c.LogFormat }),
+	}
+}
+
+// Register adds every setting as a flag to fs. Parse the flags, then call
+// Load with the same FlagSet.
+func Register(fs *flag.FlagSet) {
+	for _, s := range settings() {
+		fs.String(s.name, "", fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
+	}
+}
+
+// Load returns the effective configuration: defaults, then environment,
+// then flags that were set on the command line.
+func Load(fs *flag.FlagSet, getenv func(string) string) (Config, error) {
+	var c Config
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	for _, s := range settings() {
+		v, from := s.def, "default"
+		if e := getenv(s.env); e != "" {
+			v, from = e, s.env
+		}
+		if f, ok := set[s.name]; ok {
+			v, from = f, "--"+s.name
+		}
+		if err := s.set(&c, v); err != nil {
+			return c, fmt.Errorf("%s (from %s): %w", s.name, from, err)
+		}
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("data-dir must not be empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data-dir: %w", err)
+	}
+	c.DataDir = abs
+	if c.KafkaPartitions < 1 || c.KafkaReplication < 1 {
+		return fmt.Errorf("kafka-partitions and kafka-replication must be at least 1")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log-format must be text or json, got %q", c.LogFormat)
+	}
+	if (c.IngestCertFile == "") != (c.IngestKeyFile == "") {
+		return fmt.Errorf("ingest-cert-file and ingest-key-file go together")
+	}
+	return nil
+}
+
+// Embedded reports which parts run embedded.
+func (c Config) EmbeddedKafka() bool      { return len(c.KafkaBrokers) == 0 }
+func (c Config) EmbeddedClickHouse() bool { return c.ClickHouseAddr == "" }
+
+// Print writes the effective configuration, one setting a line, with
+// secrets masked.
+func (c Config) Print(w io.Writer) {
+	for _, s := range settings() {
+		v := s.get(&c)
+		if s.secret && v != "" {
+			v = "********"
+		}
+		fmt.Fprintf(w, "%-22s %-32s %s\n", s.name, s.env, v)
+	}
+}

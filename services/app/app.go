@@ -1,0 +1,172 @@
+// Package app runs a chosen set of mimamori services on a platform: the
+// ingest gateway, the projector and the portal, each with its listener,
+// metrics and health, joined so that one failing stops the others and a
+// cancelled context shuts all of them down gracefully.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mimamori/mimamori/analytics/projection"
+	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/portal"
+	"github.com/mimamori/mimamori/services/admin"
+	"github.com/mimamori/mimamori/services/ingest"
+	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/projector"
+	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/tlsca"
+)
+
+// Services are the names `mimamori serve` accepts.
+var Services = []string{"ingest", "projector", "portal"}
+
+// App is a set of services bound to their listeners, ready to Run.
+type App struct {
+	p     *platform.Platform
+	reg   *prometheus.Registry
+	parts []func(context.Context) error
+	lns   []net.Listener
+}
+
+// New binds the listeners of the named services (so port 0 resolves before
+// Run) and records their addresses in p.Endpoints.
+func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err error) {
+	a := &App{p: p, reg: admin.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.closeListeners()
+		}
+	}()
+	for _, n := range names {
+		if !slices.Contains(Services, n) {
+			return nil, fmt.Errorf("unknown service %q (want one of %v)", n, Services)
+		}
+	}
+	if slices.Contains(names, "ingest") {
+		if err := a.ingest(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(names, "projector") {
+		if err := a.projector(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(names, "portal") {
+		if err := a.portal(); err != nil {
+			return nil, err
+		}
+	}
+	// Services without a listener of their own expose health and metrics
+	// on the admin address.
+	if !slices.Contains(names, "ingest") && !slices.Contains(names, "portal") {
+		ln, err := a.listen(p.Cfg.AdminAddr)
+		if err != nil {
+			return nil, err
+		}
+		p.Endpoints.Admin = "http://" + ln.Addr().String()
+		h := admin.Handler(a.reg, map[string]admin.Check{"clickhouse": p.Conn.Ping})
+		a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, h, p.Log) })
+	}
+	return a, nil
+}
+
+func (a *App) listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	a.lns = append(a.lns, ln)
+	return ln, nil
+}
+
+func (a *App) closeListeners() {
+	for _, ln := range a.lns {
+		_ = ln.Close()
+	}
+}
+
+// Run runs every service until ctx ends or one fails.
+func (a *App) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, part := range a.parts {
+		g.Go(func() error { return part(ctx) })
+	}
+	return g.Wait()
+}
+
+func (a *App) projector() error {
+	w, err := projection.New(a.p.Conn, a.p.Cfg.ClickHouseDatabase, a.p.Log.With("service", "projector"))
+	if err != nil {
+		return err
+	}
+	pr, err := projector.New(projector.Config{}, a.p.Kafka, w, a.p.Log.With("service", "projector"), a.reg)
+	if err != nil {
+		return err
+	}
+	a.parts = append(a.parts, pr.Run)
+	return nil
+}
+
+func (a *App) portal() error {
+	ln, err := a.listen(a.p.Cfg.PortalAddr)
+	if err != nil {
+		return err
+	}
+	a.p.Endpoints.Portal = "http://" + ln.Addr().String()
+	h, err := portal.New(portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
+		Logger: a.p.Log.With("service", "portal")})
+	if err != nil {
+		return err
+	}
+	a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, h, a.p.Log) })
+	return nil
+}
+
+func (a *App) ingest(ctx context.Context) error {
+	cfg := a.p.Cfg
+	log := a.p.Log.With("service", "ingest")
+	certFile, keyFile := cfg.IngestCertFile, cfg.IngestKeyFile
+	if certFile == "" {
+		paths, err := tlsca.Ensure(filepath.Join(cfg.DataDir, "tls"), cfg.IngestHosts)
+		if err != nil {
+			return fmt.Errorf("local CA: %w", err)
+		}
+		certFile, keyFile = paths.ServerCert, paths.ServerKey
+		a.p.Endpoints.IngestCAFile = paths.CACert
+	}
+	tlsCfg, err := tlsca.ServerTLS(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	live, err := registry.NewLive(a.p.Kafka, log)
+	if err != nil {
+		return err
+	}
+	prod, err := eventlog.NewProducer(a.p.Kafka)
+	if err != nil {
+		return err
+	}
+	h := ingest.New(ingest.Config{}, ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	ln, err := a.listen(cfg.IngestAddr)
+	if err != nil {
+		prod.Close()
+		return err
+	}
+	a.p.Endpoints.Ingest = "https://" + ln.Addr().String()
+	srv := ingest.NewServer(ln, tlsCfg, h, log)
+	a.parts = append(a.parts, live.Run,
+		func(ctx context.Context) error {
+			defer prod.Close()
+			return srv.Run(ctx)
+		})
+	return nil
+}

@@ -1,0 +1,117 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/services/registry"
+)
+
+const ctxDevice = "mimamori.device"
+
+func (s *server) handleAlerts(c *gin.Context) {
+	who, err := s.authenticate(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	body, err := readBody(c.Request, s.cfg)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	envs, dups, err := decodeAlerts(body, who, s.cfg.Now(), s.cfg)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.publish(c.Request.Context(), envs); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.metrics.alertsAccepted.Add(float64(len(envs)))
+	s.metrics.duplicates.Add(float64(dups))
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(envs)})
+}
+
+func (s *server) handleHeartbeat(c *gin.Context) {
+	who, err := s.authenticate(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	body, err := readBody(c.Request, s.cfg)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	env, err := decodeHeartbeat(body, who, s.cfg.Now(), s.cfg)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.publish(c.Request.Context(), []events.Envelope{env}); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.metrics.heartbeatsAccepted.Inc()
+	c.JSON(http.StatusAccepted, gin.H{"commands": []any{}})
+}
+
+func (s *server) handleHealthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *server) handleReadyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.pub.Ping(ctx); err != nil {
+		s.writeError(c, &apiError{kind: kindUnavailable, msg: "kafka does not answer", cause: err})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// authenticate reads the bearer credential. The token is passed on, never
+// logged or echoed.
+func (s *server) authenticate(c *gin.Context) (identity, error) {
+	h := c.GetHeader("Authorization")
+	scheme, token, _ := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if h == "" || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return identity{}, errorf(kindUnauthenticated, "", "missing credential: send Authorization: Bearer <credential>")
+	}
+	dev, cust, err := s.auth.Authenticate(c.Request.Context(), token)
+	switch {
+	case err == nil:
+		c.Set(ctxDevice, dev)
+		return identity{deviceID: dev, customerID: cust}, nil
+	case errors.Is(err, registry.ErrUnauthenticated):
+		return identity{}, &apiError{kind: kindUnauthenticated, msg: "invalid credential (unknown, malformed or revoked)", cause: err}
+	case errors.Is(err, registry.ErrForbidden):
+		c.Set(ctxDevice, dev)
+		return identity{}, &apiError{kind: kindForbidden, msg: "this device is not assigned to a customer yet", cause: err}
+	}
+	return identity{}, &apiError{kind: kindUnavailable, msg: "cannot check credentials right now", cause: err}
+}
+
+// publish waits for Kafka to acknowledge every envelope, at most
+// PublishTimeout. On failure some may have been written: the appliance
+// sends again with the same ids and the projections drop the repeats.
+func (s *server) publish(ctx context.Context, envs []events.Envelope) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.pub.Publish(ctx, envs...)
+	s.metrics.observePublish(start, err)
+	if err != nil {
+		return &apiError{kind: kindUnavailable, msg: "could not store the events; nothing was accepted, send them again later", cause: err}
+	}
+	return nil
+}

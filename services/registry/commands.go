@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/segmentio/ksuid"
+
+	"github.com/mimamori/mimamori/events"
+)
+
+// Source is the CloudEvents source of events the operator commands write.
+const Source = "mimamori/registry"
+
+// Publisher writes events and returns once Kafka acknowledged them all
+// (eventlog.Producer).
+type Publisher interface {
+	Publish(ctx context.Context, envs ...events.Envelope) error
+}
+
+// RegisterCustomer records a new customer and returns its ID ("cu_" + KSUID).
+func RegisterCustomer(ctx context.Context, pub Publisher, name, email, reseller string, now time.Time) (string, error) {
+	id := CustomerPrefix + ksuid.New().String()
+	e, err := events.New(Source, &events.CustomerRegistered{
+		CustomerID: id, Name: name, Email: email, ResellerID: reseller, RegisteredAt: now.UTC(),
+	}, now)
+	if err != nil {
+		return "", fmt.Errorf("register customer: %w", err)
+	}
+	if err := pub.Publish(ctx, e); err != nil {
+		return "", fmt.Errorf("register customer: %w", err)
+	}
+	return id, nil
+}
+
+// DeviceSpec describes an appliance being registered. CustomerID may be
+// empty: the device is then registered but unassigned, and its credential
+// is refused (403) until AssignDevice.
+type DeviceSpec struct {
+	Serial         string
+	MAC            string
+	Model          string
+	ManufacturedOn string // 2026-04-01
+	CustomerID     string
+}
+
+// Registration is the result of RegisterDevice. Credential is the only copy
+// of the device's secret: hand it to the appliance, it cannot be recovered.
+type Registration struct {
+	DeviceID   string
+	CustomerID string
+	Credential string
+}
+
+// RegisterDevice records a new appliance ("dv_" + KSUID), assigns it to
+// spec.CustomerID when given and issues its first credential, in one
+// publish: the events share the device's key, hence its partition and order.
+func RegisterDevice(ctx context.Context, pub Publisher, spec DeviceSpec, now time.Time) (Registration, error) {
+	id := DevicePrefix + ksuid.New().String()
+	reg := &events.DeviceRegistered{DeviceID: id, Serial: spec.Serial, MAC: strings.ToLower(spec.MAC),
+		Model: spec.Model, ManufacturedOn: spec.ManufacturedOn, RegisteredAt: now.UTC()}
+	payloads := []events.Payload{reg}
+	if spec.CustomerID != "" {
+		if !strings.HasPrefix(spec.CustomerID, CustomerPrefix) {
+			return Registration{}, fmt.Errorf("register device: customer ID %q does not start with %s", spec.CustomerID, CustomerPrefix)
+		}
+		payloads = append(payloads, &events.DeviceAssigned{DeviceID: id, CustomerID: spec.CustomerID, AssignedAt: now.UTC()})
+	}
+	token, issued := NewCredential(id, now)
+	payloads = append(payloads, &issued)
+	envs, err := envelopes(now, payloads...)
+	if err != nil {
+		return Registration{}, fmt.Errorf("register device: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return Registration{}, fmt.Errorf("register device: %w", err)
+	}
+	return Registration{DeviceID: id, CustomerID: spec.CustomerID, Credential: token}, nil
+}
+
+// AssignDevice assigns a registered device to a customer.
+func AssignDevice(ctx context.Context, pub Publisher, deviceID, customerID string, now time.Time) error {
+	if !strings.HasPrefix(customerID, CustomerPrefix) {
+		return fmt.Errorf("assign device: customer ID %q does not start with %s", customerID, CustomerPrefix)
+	}
+	envs, err := envelopes(now, &events.DeviceAssigned{DeviceID: deviceID, CustomerID: customerID, AssignedAt: now.UTC()})
+	if err != nil {
+		return fmt.Errorf("assign device: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return fmt.Errorf("assign device: %w", err)
+	}
+	return nil
+}
+
+// IssueCredential gives a registered device an additional credential (to
+// rotate: issue, install on the appliance, then revoke the old one).
+func IssueCredential(ctx context.Context, pub Publisher, deviceID string, now time.Time) (string, error) {
+	token, issued := NewCredential(deviceID, now)
+	envs, err := envelopes(now, &issued)
+	if err != nil {
+		return "", fmt.Errorf("issue credential: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return "", fmt.Errorf("issue credential: %w", err)
+	}
+	return token, nil
+}
+
+// RevokeCredential revokes a device credential for good.
+func RevokeCredential(ctx context.Context, pub Publisher, deviceID, credentialID, reason string, now time.Time) error {
+	if deviceID == "" || credentialID == "" {
+		return errors.New("revoke credential: device ID and credential ID are required")
+	}
+	envs, err := envelopes(now, &events.DeviceCredentialRevoked{DeviceID: deviceID, CredentialID: credentialID,
+		Reason: reason, RevokedAt: now.UTC()})
+	if err != nil {
+		return fmt.Errorf("revoke credential: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return fmt.Errorf("revoke credential: %w", err)
+	}
+	return nil
+}
+
+func envelopes(now time.Time, ps ...events.Payload) ([]events.Envelope, error) {
+	envs := make([]events.Envelope, 0, len(ps))
+	for _, p := range ps {
+		e, err := events.New(Source, p, now)
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, e)
+	}
+	return envs, nil
+}

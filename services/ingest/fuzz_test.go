@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/schemas/schemacheck"
 )
 
 var fuzzWho = identity{deviceID: "dv_fuzz", customerID: "cu_fuzz"}
@@ -104,6 +105,9 @@ func FuzzAlertsBody(f *testing.F) {
 			if a := p.(*events.Alert); a.DeviceID != fuzzWho.deviceID || a.CustomerID != fuzzWho.customerID || !a.ReceivedAt.Equal(now) {
 				t.Fatalf("alert not stamped: %+v", a)
 			}
+			if err := schemacheck.Validate(e.Type, e.Data); err != nil {
+				t.Fatalf("would publish an event outside its JSON Schema: %v", err)
+			}
 		}
 	})
 }
@@ -136,6 +140,9 @@ func FuzzHeartbeatBody(f *testing.F) {
 		}
 		if err := h.ValidateFromDevice(); err != nil {
 			t.Fatalf("accepted an invalid heartbeat: %v", err)
+		}
+		if err := schemacheck.Validate(env.Type, env.Data); err != nil {
+			t.Fatalf("would publish an event outside its JSON Schema: %v", err)
 		}
 	})
 }

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/registry"
+)
+
+func (e *env) producer() (*eventlog.Producer, error) {
+	kcfg, err := platform.KafkaFor(e.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return eventlog.NewProducer(kcfg)
+}
+
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdCustomer(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "register" {
+		e.flags.Usage()
+		return usageError{"customer: want `customer register`"}
+	}
+	name := e.flags.String("name", "", "company or organisation name (required)")
+	email := e.flags.String("email", "", "application e-mail address (required)")
+	reseller := e.flags.String("reseller", "rs_default", "reseller that owns the customer")
+	if _, err := e.parse(args[1:]); err != nil {
+		return err
+	}
+	if *name == "" || *email == "" {
+		return usageError{"customer register: --name and --email are required"}
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	id, err := registry.RegisterCustomer(ctx, p, *name, *email, *reseller, time.Now())
+	if err != nil {
+		return err
+	}
+	return e.printJSON(map[string]string{"customer_id": id, "name": *name})
+}
+
+// DeviceCredentials is what `device register` prints: the appliance needs
+// exactly this to talk to the ingest gateway. The credential is shown once.
+type DeviceCredentials struct {
+	DeviceID   string `json:"device_id"`
+	CustomerID string `json:"customer_id"`
+	Credential string `json:"credential"`
+	Ingest     string `json:"ingest,omitempty"`
+	CAFile     string `json:"ca_file,omitempty"`
+}
+
+func cmdDevice(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || (args[0] != "register" && args[0] != "revoke") {
+		e.flags.Usage()
+		return usageError{"device: want `device register` or `device revoke`"}
+	}
+	sub := args[0]
+	customer := e.flags.String("customer", "", "customer the appliance serves (register)")
+	serial := e.flags.String("serial", "", "serial number (register)")
+	mac := e.flags.String("mac", "", "MAC address of the appliance (register)")
+	model := e.flags.String("model", "MU-100", "model (register)")
+	made := e.flags.String("manufactured", "", "manufacture date YYYY-MM-DD (register; R-17 replacement after 7 years)")
+	device := e.flags.String("device", "", "device ID (revoke)")
+	cred := e.flags.String("credential", "", "credential ID dc_… or the whole credential (revoke)")
+	reason := e.flags.String("reason", "revoked by operator", "reason recorded with the revocation")
+	if _, err := e.parse(args[1:]); err != nil {
+		return err
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if sub == "revoke" {
+		if *device == "" || *cred == "" {
+			return usageError{"device revoke: --device and --credential are required"}
+		}
+		if err := registry.RevokeCredential(ctx, p, *device, registry.CredentialID(*cred), *reason, time.Now()); err != nil {
+			return err
+		}
+		return e.printJSON(map[string]string{"device_id": *device, "credential_id": registry.CredentialID(*cred), "status": "revoked"})
+	}
+	if *customer == "" || *serial == "" || *mac == "" || *made == "" {
+		return usageError{"device register: --customer, --serial, --mac and --manufactured are required"}
+	}
+	reg, err := registry.RegisterDevice(ctx, p, registry.DeviceSpec{Serial: *serial, MAC: *mac, Model: *model,
+		ManufacturedOn: *made, CustomerID: *customer}, time.Now())
+	if err != nil {
+		return err
+	}
+	out := DeviceCredentials{DeviceID: reg.DeviceID, CustomerID: reg.CustomerID, Credential: reg.Credential}
+	if ep, err := platform.ReadEndpoints(e.cfg.DataDir); err == nil {
+		out.Ingest, out.CAFile = ep.Ingest, ep.IngestCAFile
+	}
+	return e.printJSON(out)
+}
+
+func cmdMigrate(ctx context.Context, e *env, args []string) error {
+	if _, err := e.parse(args); err != nil {
+		return err
+	}
+	p, err := platform.Attach(ctx, e.cfg, e.log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprintf(e.out, "clickhouse database %s at %s is up to date\n", e.cfg.ClickHouseDatabase, p.CH.Addr)
+	return nil
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/projector"
+	"github.com/mimamori/mimamori/services/replay"
+)
+
+func cmdReplay(ctx context.Context, e *env, args []string) error {
+	keep := e.flags.Bool("keep", false, "keep the rebuilt database instead of dropping it after the comparison")
+	into := e.flags.String("into", "", "name of the database to rebuild into (default <database>_replay_<time>)")
+	if _, err := e.parse(args); err != nil {
+		return err
+	}
+	p, err := platform.Attach(ctx, e.cfg, e.log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprintf(e.out, "replaying the log from offset 0 into a fresh database…\n")
+	rep, err := replay.Run(ctx, p.Kafka, p.Conn, e.cfg.ClickHouseDatabase, replay.Options{
+		FreshDB:   *into,
+		LiveGroup: projector.Group,
+		Progress:  func(n int) { fmt.Fprintf(e.out, "  %d events replayed\n", n) },
+	}, e.log)
+	if rep.FreshDB != "" && !*keep {
+		defer func() {
+			if err := replay.Drop(context.WithoutCancel(ctx), p.Conn, rep.FreshDB); err != nil {
+				e.log.Warn("drop replay database", "database", rep.FreshDB, "err", err)
+			}
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "%d events replayed into %s; live database %s:\n", rep.Events, rep.FreshDB, e.cfg.ClickHouseDatabase)
+	for _, t := range rep.Tables {
+		fmt.Fprintf(e.out, "  %s\n", t)
+	}
+	if !rep.Match {
+		return fmt.Errorf("replay does not match the live projections (see the tables marked MISMATCH)")
+	}
+	fmt.Fprintln(e.out, "every table matches")
+	return nil
+}

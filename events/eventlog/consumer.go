@@ -60,6 +60,12 @@ func NewConsumer(kcfg Config, cfg ConsumerConfig, h Handler, extra ...kgo.Opt) (
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A member that died without leaving holds its partitions until
+		// its session expires: keep that short so a crashed consumer's
+		// replacement takes over within seconds, not the default 45 s.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
+		kgo.RebalanceTimeout(15*time.Second),
 	)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {

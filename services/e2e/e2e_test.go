@@ -21,7 +21,7 @@ import (
 // post alerts and a heartbeat with the device credential over HTTPS, read
 // them back with analyst SQL as the read-only analyst user.
 func TestAlertFromApplianceToAnalystSQL(t *testing.T) {
-	s := newStack(t)
+	s := newAnalystStack(t)
 	reg, c := s.device(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -163,7 +163,7 @@ func TestResentBatchIsOneAlertPerID(t *testing.T) {
 // in the log.
 func waitProjected(t testing.TB, s *stack) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := replay.WaitGroup(ctx, s.p.Kafka, projector.Group); err != nil {
 		t.Fatal(err)

@@ -72,13 +72,32 @@ func newBroker(t testing.TB) *eventlog.Broker {
 	return b
 }
 
-func newStack(t testing.TB, services ...string) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
-	if len(services) == 0 {
-		services = app.Services
-	}
-	b := newBroker(t)
 	conn, db := chtest.EmptyDatabase(t)
+	return newStackOn(t, conn, db)
+}
+
+// newAnalystStack is newStack on the database `mimamori`, the only one the
+// read-only analyst user may read.
+func newAnalystStack(t testing.TB) *stack {
+	t.Helper()
+	conn := chtest.Conn(t)
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS mimamori"); err != nil {
+			t.Errorf("drop mimamori: %v", err)
+		}
+	}
+	drop()
+	t.Cleanup(drop)
+	return newStackOn(t, conn, "mimamori")
+}
+
+func newStackOn(t testing.TB, conn driver.Conn, db string) *stack {
+	t.Helper()
+	b := newBroker(t)
 	cfg := testConfig(t, map[string]string{
 		"MIMAMORI_KAFKA_BROKERS":       b.Addrs()[0],
 		"MIMAMORI_CLICKHOUSE_ADDR":     chtest.Server(t).Addr(),
@@ -90,7 +109,7 @@ func newStack(t testing.TB, services ...string) *stack {
 		cancel()
 		t.Fatal(err)
 	}
-	a, err := app.New(ctx, p, services)
+	a, err := app.New(ctx, p, app.Services)
 	if err != nil {
 		cancel()
 		p.Close()

@@ -57,8 +57,12 @@ func BenchmarkIngest(b *testing.B) {
 		}
 
 		// Floor 2: produce to the broker, batches of 500 from 4 producers.
-		prod, err := eventlog.NewProducer(eventlog.Config{Brokers: s.p.Kafka.Brokers, Partitions: 3, Replication: 1, TopicPrefix: "floor."})
+		fcfg := eventlog.Config{Brokers: s.p.Kafka.Brokers, Partitions: 3, Replication: 1, TopicPrefix: "floor."}
+		prod, err := eventlog.NewProducer(fcfg)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if err := eventlog.EnsureTopics(ctx, prod.Client(), fcfg); err != nil {
 			b.Fatal(err)
 		}
 		start = time.Now()

@@ -78,22 +78,22 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 	if _, err := e.parse(args[1:]); err != nil {
 		return err
 	}
+	if sub == "revoke" && (*device == "" || *cred == "") {
+		return usageError{"device revoke: --device and --credential are required"}
+	}
+	if sub == "register" && (*customer == "" || *serial == "" || *mac == "" || *made == "") {
+		return usageError{"device register: --customer, --serial, --mac and --manufactured are required"}
+	}
 	p, err := e.producer()
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	if sub == "revoke" {
-		if *device == "" || *cred == "" {
-			return usageError{"device revoke: --device and --credential are required"}
-		}
 		if err := registry.RevokeCredential(ctx, p, *device, registry.CredentialID(*cred), *reason, time.Now()); err != nil {
 			return err
 		}
 		return e.printJSON(map[string]string{"device_id": *device, "credential_id": registry.CredentialID(*cred), "status": "revoked"})
-	}
-	if *customer == "" || *serial == "" || *mac == "" || *made == "" {
-		return usageError{"device register: --customer, --serial, --mac and --manufactured are required"}
 	}
 	reg, err := registry.RegisterDevice(ctx, p, registry.DeviceSpec{Serial: *serial, MAC: *mac, Model: *model,
 		ManufacturedOn: *made, CustomerID: *customer}, time.Now())

@@ -82,8 +82,12 @@ func printEndpoints(w io.Writer, p *platform.Platform) {
 	row("clickhouse native", ep.ClickHouseNative)
 	row("clickhouse http", ep.ClickHouseHTTP)
 	if ep.AnalystUser != "" {
-		row("analyst SQL", fmt.Sprintf("clickhouse-client --port %s --user %s --password \"$(cat %s)\" --database %s",
-			portOf(ep.ClickHouseNative), ep.AnalystUser, ep.AnalystPasswordFile, ep.ClickHouseDatabase))
+		pw := "\"$MIMAMORI_ANALYST_PASSWORD\""
+		if ep.AnalystPasswordFile != "" {
+			pw = fmt.Sprintf("\"$(cat %s)\"", ep.AnalystPasswordFile)
+		}
+		row("analyst SQL", fmt.Sprintf("clickhouse-client --port %s --user %s --password %s --database %s",
+			portOf(ep.ClickHouseNative), ep.AnalystUser, pw, ep.ClickHouseDatabase))
 	}
 	fmt.Fprintf(w, "  endpoints written to %s; stop with Ctrl-C\n", platform.EndpointsFile(p.Cfg.DataDir))
 }

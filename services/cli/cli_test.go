@@ -80,7 +80,9 @@ func TestRunThenOperatorCommands(t *testing.T) {
 	defer stop()
 	runOut := &lockedBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- cli.Main(ctx, []string{"run"}, func(k string) string { return env[k] }, runOut, io.Discard) }()
+	go func() {
+		done <- cli.Main(ctx, []string{"run"}, func(k string) string { return env[k] }, runOut, io.Discard)
+	}()
 
 	var ep platform.Endpoints
 	deadline := time.Now().Add(60 * time.Second)
@@ -109,7 +111,9 @@ func TestRunThenOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, out)
 	}
-	var cust struct{ CustomerID string `json:"customer_id"` }
+	var cust struct {
+		CustomerID string `json:"customer_id"`
+	}
 	if err := json.Unmarshal([]byte(out), &cust); err != nil || !strings.HasPrefix(cust.CustomerID, "cu_") {
 		t.Fatalf("customer register printed %q (%v)", out, err)
 	}

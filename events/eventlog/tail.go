@@ -89,6 +89,13 @@ func (t *Tail) Run(ctx context.Context, apply func(*kgo.Record, events.Envelope)
 
 // WaitCaughtUp returns once everything written to the topics before the
 // call has been applied: read-your-writes for state rebuilt from the log.
+//
+// Positions are counted from data records, so a partition whose last
+// entry is a transaction marker looks one behind until the next record
+// arrives; WaitCaughtUp then waits for its ctx. The topics tailed today
+// (devices, accounts, the projected topics) are written without
+// transactions. A tail over transactional topics needs the fetch position
+// itself, which franz-go does not expose.
 func (t *Tail) WaitCaughtUp(ctx context.Context) error {
 	ends, err := t.adm.ListEndOffsets(ctx, t.topics...)
 	if err != nil {

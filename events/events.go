@@ -81,6 +81,11 @@ func newPayload(typ string) (Payload, bool) {
 		return &Alert{}, true
 	case TypeHeartbeatReceived:
 		return &Heartbeat{}, true
+	case TypeAlertsDropped:
+		return &AlertsDropped{}, true
+	}
+	if p, ok := newNotifyPayload(typ); ok {
+		return p, true
 	}
 	return nil, false
 }
@@ -88,7 +93,10 @@ func newPayload(typ string) (Payload, bool) {
 // KnownTypes lists every event type this build can decode.
 func KnownTypes() []string {
 	return []string{TypeCustomerRegistered, TypeDeviceRegistered, TypeDeviceAssigned,
-		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived}
+		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived,
+		TypeDeviceActivated, TypeDeviceWentOffline, TypeDeviceCameOnline, TypeDeviceWentSilent,
+		TypeNotificationSettingsChanged, TypeFaultDeclared, TypeMaintenanceAnnounced, TypeNotificationRecorded,
+		TypeAlertsDropped}
 }
 
 // Envelope is one event: the CloudEvents 1.0 attributes and the JSON payload.

@@ -24,6 +24,16 @@ var goTypes = map[string]any{
 	events.TypeDeviceAssigned:          events.DeviceAssigned{},
 	events.TypeDeviceCredentialIssued:  events.DeviceCredentialIssued{},
 	events.TypeDeviceCredentialRevoked: events.DeviceCredentialRevoked{},
+
+	events.TypeDeviceActivated:             events.DeviceActivated{},
+	events.TypeDeviceWentOffline:           events.DeviceWentOffline{},
+	events.TypeDeviceCameOnline:            events.DeviceCameOnline{},
+	events.TypeDeviceWentSilent:            events.DeviceWentSilent{},
+	events.TypeNotificationSettingsChanged: events.NotificationSettingsChanged{},
+	events.TypeFaultDeclared:               events.FaultDeclared{},
+	events.TypeMaintenanceAnnounced:        events.MaintenanceAnnounced{},
+	events.TypeNotificationRecorded:        events.NotificationRecorded{},
+	events.TypeAlertsDropped:               events.AlertsDropped{},
 }
 
 func TestEveryTypeHasAMatchingSchema(t *testing.T) {

@@ -1,0 +1,340 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/ksuid"
+
+	"github.com/mimamori/mimamori/appliance/defs"
+	"github.com/mimamori/mimamori/appliance/queue"
+	"github.com/mimamori/mimamori/appliance/uplink"
+	"github.com/mimamori/mimamori/events"
+)
+
+// CloudConfig configures the online side of an agent.
+type CloudConfig struct {
+	BaseURL    string // ingest gateway, https://…
+	Credential string // device credential credid.secret
+	CAFile     string
+	Queue      *queue.Queue
+	Store      *defs.Store
+	Agent      *Agent // for heartbeat counters; may be nil
+	// HeartbeatEvery (default 60 s) and PollEvery (default 1 h).
+	HeartbeatEvery time.Duration
+	PollEvery      time.Duration
+	MaxBackoff     time.Duration
+	Firmware       string
+	// Reboot is called for a "reboot" command from the cloud.
+	Reboot func()
+	Logger *slog.Logger
+}
+
+// Cloud sends the queue and heartbeats and fetches definitions.
+type Cloud struct {
+	cfg   CloudConfig
+	up    *uplink.Client
+	hc    *http.Client
+	log   *slog.Logger
+	etag  string
+	fetch chan struct{}
+	start time.Time
+}
+
+// NewCloud builds the online side.
+func NewCloud(cfg CloudConfig) (*Cloud, error) {
+	if cfg.Queue == nil || cfg.Store == nil {
+		return nil, errors.New("agent: cloud needs a queue and a definitions store")
+	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = DefaultHeartbeatEvery
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = DefaultPollEvery
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	up, err := uplink.New(uplink.Config{BaseURL: cfg.BaseURL, Credential: cfg.Credential, CAFile: cfg.CAFile,
+		Gzip: true, MaxBackoff: cfg.MaxBackoff, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	var pool *x509.CertPool
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: CA file: %w", err)
+		}
+		pool = x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+	}
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
+	return &Cloud{cfg: cfg, up: up, hc: hc, log: log, fetch: make(chan struct{}, 1), start: time.Now()}, nil
+}
+
+// Close releases connections.
+func (c *Cloud) Close() error {
+	c.hc.CloseIdleConnections()
+	return c.up.Close()
+}
+
+// Run sends until ctx ends.
+func (c *Cloud) Run(ctx context.Context) error {
+	done := make(chan struct{}, 2)
+	go func() { c.heartbeats(ctx); done <- struct{}{} }()
+	go func() { c.definitions(ctx); done <- struct{}{} }()
+	c.sendLoop(ctx)
+	<-done
+	<-done
+	return nil
+}
+
+// FetchNow asks for an immediate definitions poll.
+func (c *Cloud) FetchNow() {
+	select {
+	case c.fetch <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop drains the queue: gap records first, then alerts in batches;
+// each batch is acknowledged in the queue only after the gateway
+// acknowledged it, so nothing unacknowledged is forgotten and nothing
+// acknowledged is sent again (a reply lost in transit is the exception the
+// gateway's deduplication by id absorbs).
+func (c *Cloud) sendLoop(ctx context.Context) {
+	var notify <-chan struct{}
+	if c.cfg.Agent != nil {
+		notify = c.cfg.Agent.QueueNotify()
+	}
+	for ctx.Err() == nil {
+		sent, err := c.SendOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("agent: uplink", "error", err)
+			sleep(ctx, 5*time.Second)
+			continue
+		}
+		if sent == 0 {
+			select {
+			case <-ctx.Done():
+			case <-notify:
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// SendOnce sends pending gaps and one batch of alerts; it returns how many
+// records were acknowledged.
+func (c *Cloud) SendOnce(ctx context.Context) (int, error) {
+	q := c.cfg.Queue
+	n := 0
+	for _, g := range q.Gaps() {
+		if err := c.sendGap(ctx, g); err != nil {
+			return n, err
+		}
+		if err := q.AckGap(g.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	recs, cur, err := q.Peek(uplink.MaxBatchAlerts, uplink.MaxBatchBytes-64<<10)
+	if err != nil || len(recs) == 0 {
+		return n, err
+	}
+	alerts := make([]events.Alert, 0, len(recs))
+	for _, r := range recs {
+		var a events.Alert
+		if err := json.Unmarshal(r, &a); err != nil {
+			c.log.Error("agent: unreadable queued alert dropped", "error", err)
+			continue
+		}
+		alerts = append(alerts, a)
+	}
+	_, err = c.up.SendAlerts(ctx, alerts)
+	var perm *uplink.PermanentError
+	if errors.As(err, &perm) && !perm.Unauthorized() {
+		// The gateway will never take this batch: keeping it would block
+		// everything behind it.
+		c.log.Error("agent: gateway refused a batch for good; dropped", "alerts", len(alerts), "error", err)
+		err = nil
+	}
+	if err != nil {
+		return n, err
+	}
+	if err := q.Ack(cur); err != nil {
+		return n, err
+	}
+	return n + len(recs), nil
+}
+
+func (c *Cloud) sendGap(ctx context.Context, g queue.Gap) error {
+	body, _ := json.Marshal(events.AlertsDropped{ID: g.ID, Dropped: g.Dropped, DroppedAt: g.DroppedAt})
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v1/gaps"), bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Credential)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode/100 == 2:
+				return nil
+			case resp.StatusCode == 429 || resp.StatusCode/100 == 5:
+			default:
+				return fmt.Errorf("gap record refused: %s", resp.Status)
+			}
+		}
+		if !sleep(ctx, min(time.Duration(1<<min(attempt, 6))*time.Second, c.cfg.MaxBackoff)) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Cloud) url(p string) string { return strings.TrimRight(c.cfg.BaseURL, "/") + p }
+
+func (c *Cloud) heartbeats(ctx context.Context) {
+	t := time.NewTicker(c.cfg.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		c.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Cloud) heartbeat(ctx context.Context) {
+	now := time.Now()
+	hb := events.Heartbeat{ID: ksuid.New().String(), SentAt: now.UTC(), FirmwareVersion: c.cfg.Firmware,
+		DefinitionsVersion: c.cfg.Store.Current().VersionString(), UptimeSeconds: int64(now.Sub(c.start) / time.Second),
+		QueueDepth: c.cfg.Queue.Depth()}
+	if a := c.cfg.Agent; a != nil {
+		st := a.Stats()
+		hb.Packets, hb.Bytes, hb.Alerts = st.Packets, st.Bytes, a.Alerts()
+		hb.Clients = a.Clients(now)
+		if hb.Clients > ClientWarn {
+			c.log.Warn("agent: more client devices than the service covers (R-02)", "clients_24h", hb.Clients, "limit", ClientWarn)
+		}
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HeartbeatEvery)
+	defer cancel()
+	cmds, err := c.up.SendHeartbeat(hctx, hb)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("agent: heartbeat", "error", err)
+		}
+		return
+	}
+	c.Commands(cmds)
+}
+
+// Commands acts on the commands of a heartbeat response.
+func (c *Cloud) Commands(cmds []string) {
+	for _, cmd := range cmds {
+		switch cmd {
+		case "fetch-definitions":
+			c.FetchNow()
+		case "reboot":
+			c.log.Warn("agent: reboot requested by the cloud")
+			if c.cfg.Reboot != nil {
+				c.cfg.Reboot()
+			}
+		default:
+			c.log.Warn("agent: unknown command from the cloud", "command", cmd)
+		}
+	}
+}
+
+func (c *Cloud) definitions(ctx context.Context) {
+	t := time.NewTicker(c.cfg.PollEvery)
+	defer t.Stop()
+	for {
+		if _, err := c.PollDefinitions(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("agent: definitions", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.fetch:
+		}
+	}
+}
+
+// PollDefinitions asks the gateway for the latest bundle (conditional on
+// the ETag of the last one) and installs it when it is newer and verifies.
+// It reports whether new definitions are now in use.
+func (c *Cloud) PollDefinitions(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/v1/definitions"), nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.Credential)
+	if c.etag != "" {
+		req.Header.Set("If-None-Match", c.etag)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("fetch definitions: %w", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified, http.StatusNotFound:
+		return false, nil
+	case http.StatusOK:
+	default:
+		return false, fmt.Errorf("fetch definitions: %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, defs.MaxBundleBytes+1))
+	if err != nil {
+		return false, fmt.Errorf("fetch definitions: %w", err)
+	}
+	info, err := c.cfg.Store.Install(b)
+	switch {
+	case errors.Is(err, defs.ErrSame):
+		c.etag = resp.Header.Get("ETag")
+		return false, nil
+	case err != nil:
+		// Refused (bad signature, rollback, malformed): keep the set in
+		// use, and do not remember the ETag so a fixed bundle is fetched.
+		return false, fmt.Errorf("definitions refused, keeping version %d: %w", c.cfg.Store.Version(), err)
+	}
+	c.etag = resp.Header.Get("ETag")
+	c.log.Info("agent: definitions updated", "version", info.Version, "counts", info.Counts)
+	return true, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

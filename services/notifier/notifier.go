@@ -1,0 +1,666 @@
+// Package notifier mails customers what matters: important
+// alerts of activated appliances, appliances stopping and coming back or
+// going silent, fault-level A/B notices and planned maintenance, through
+// SMTP and a signed webhook, once per (event, recipient).
+//
+// # Exactly once, honestly
+//
+// The notifier is a consumer group over appliance.alerts, devices and
+// operations. Each (source event, channel, recipient) has a deterministic
+// notification ID, and everything the notifier decides about one is a
+// NotificationRecorded event on the notifications topic: attempting (just
+// before the SMTP transaction or POST), then sent, failed (permanent),
+// deferred (into a digest) or skipped. Each member tails the whole
+// notifications topic (and accounts and devices) into memory, and after
+// gaining partitions it reads that tail up to the end before handling a
+// record, so it knows everything an earlier owner recorded. A
+// notification with a terminal record is never sent again, whatever is
+// replayed, restarted or rebalanced; offsets are committed only after a
+// batch's records are written.
+//
+// An SMTP transaction and a Kafka produce cannot be one atomic step. The
+// window is between the relay's 250 reply and the broker's acknowledgement
+// of the "sent" record. A shutdown (SIGINT/SIGTERM, context cancelled)
+// never abandons that window: the "sent" record is written with a context
+// of its own that shutdown does not cancel (RecordTimeout). Only a crash
+// inside the window (SIGKILL, power loss, or the broker unreachable for
+// RecordTimeout) leaves an "attempting" record without "sent"; the next
+// owner then sends that notification once more, with the same Message-ID
+// (<notification ID@sender domain>) and, for webhooks, the same
+// X-Mimamori-Delivery header, so the duplicate is recognisable. At most
+// one duplicate per crash and notification in flight; with W workers, at
+// most W per crash.
+//
+// # Throttling
+//
+// Mail about alerts is throttled per recipient: an alert whose detection
+// (device, kind, indicator) was mailed less than RepeatWindow before (by
+// the alerts' receive times), or that arrives when the recipient already
+// had HourlyCap alert mails in the hour before it, is deferred into a
+// digest of its device; the digest goes out DigestAfter after its first
+// alert and says how many alerts it covers and which. Nothing is dropped.
+// Webhooks are machine-read and get every alert without throttling.
+package notifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/eventlog"
+)
+
+// Source is the CloudEvents source of the notifier's records.
+const Source = "mimamori/notifier"
+
+// Config tunes the notifier. Zero values take the defaults.
+type Config struct {
+	Group        string        // consumer group, default mimamori-notifier
+	PortalURL    string        // base of links in mail, default http://127.0.0.1:8080
+	RepeatWindow time.Duration // same detection on the same device within it: digest (10 min)
+	HourlyCap    int           // alert mails per recipient and hour before the rest go to digests (20); <0: no cap
+	DigestAfter  time.Duration // a digest goes out this long after its first alert (RepeatWindow)
+	DigestCheck  time.Duration // how often due digests are looked for (5 s)
+	Workers      int           // notifications sent in parallel per batch (8)
+	// FlushTimeout bounds how long a batch may keep retrying after
+	// shutdown was asked for (30 s).
+	FlushTimeout time.Duration
+	// RecordTimeout bounds writing the "sent" record after the relay
+	// accepted, regardless of shutdown (30 s).
+	RecordTimeout time.Duration
+	WebhookKey    []byte // derives each customer's webhook secret
+	Now           func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Group == "" {
+		c.Group = "mimamori-notifier"
+	}
+	if c.PortalURL == "" {
+		c.PortalURL = "http://127.0.0.1:8080"
+	}
+	c.PortalURL = strings.TrimRight(c.PortalURL, "/")
+	if c.RepeatWindow <= 0 {
+		c.RepeatWindow = 10 * time.Minute
+	}
+	if c.HourlyCap == 0 {
+		c.HourlyCap = 20
+	}
+	if c.DigestAfter <= 0 {
+		c.DigestAfter = c.RepeatWindow
+	}
+	if c.DigestCheck <= 0 {
+		c.DigestCheck = 5 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = 30 * time.Second
+	}
+	if c.RecordTimeout <= 0 {
+		c.RecordTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Notifier is one member of the notifier group.
+type Notifier struct {
+	cfg  Config
+	kcfg eventlog.Config
+	pub  *eventlog.Producer
+	mail *Mailer
+	hc   *http.Client
+	log  *slog.Logger
+	st   *state
+	tail *eventlog.Tail
+	cons *eventlog.Consumer
+
+	work      sync.Mutex // one batch or digest flush at a time
+	owned     map[string]map[int32]bool
+	needCatch bool
+
+	total   *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// New connects a notifier. reg may be nil.
+func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Mailer, logger *slog.Logger, reg prometheus.Registerer) (*Notifier, error) {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if mailer == nil {
+		return nil, errors.New("notifier: a mailer is required")
+	}
+	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: 15 * time.Second}, log: logger,
+		st: newState(), owned: map[string]map[int32]bool{},
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mimamori_notifications_total",
+			Help: "Notification records written, by channel, kind and status."}, []string{"channel", "kind", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mimamori_notification_send_seconds",
+			Help: "Time to hand one notification to the relay or webhook, retries included.", Buckets: prometheus.DefBuckets}, []string{"channel"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{n.total, n.latency} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("notifier metrics: %w", err)
+			}
+		}
+	}
+	var err error
+	n.tail, err = eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicAccounts), kcfg.Topic(events.TopicDevices),
+		kcfg.Topic(events.TopicNotifications)}, logger)
+	if err != nil {
+		return nil, err
+	}
+	topics := []string{kcfg.Topic(events.TopicAlerts), kcfg.Topic(events.TopicDevices), kcfg.Topic(events.TopicOperations)}
+	n.cons, err = eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: topics, MaxBatch: 500,
+		FlushTimeout: cfg.FlushTimeout, Logger: logger}, n.handle,
+		kgo.OnPartitionsAssigned(n.assigned), kgo.OnPartitionsRevoked(n.revoked), kgo.OnPartitionsLost(n.revoked))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Notifier) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	n.work.Lock()
+	defer n.work.Unlock()
+	for t, ps := range m {
+		if n.owned[t] == nil {
+			n.owned[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			n.owned[t][p] = true
+		}
+	}
+	n.needCatch = true
+}
+
+func (n *Notifier) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	n.work.Lock()
+	defer n.work.Unlock()
+	for t, ps := range m {
+		for _, p := range ps {
+			delete(n.owned[t], p)
+		}
+	}
+}
+
+// Run follows the state topics, then consumes until ctx ends. Due digests
+// are sent every DigestCheck.
+func (n *Notifier) Run(ctx context.Context) error {
+	tctx, tcancel := context.WithCancel(context.WithoutCancel(ctx))
+	tailDone := make(chan error, 1)
+	go func() {
+		tailDone <- n.tail.Run(tctx, func(r *kgo.Record, e events.Envelope) {
+			if err := n.st.apply(e); err != nil {
+				n.log.Warn("notifier state event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
+			}
+		})
+	}()
+	// The tail outlives the consumer: the batch finishing on shutdown may
+	// still wait for it.
+	defer func() { tcancel(); <-tailDone }()
+	if err := n.tail.WaitCaughtUp(ctx); err != nil {
+		// The group member joined when it was created: run it on the
+		// ended context so that it leaves the group rather than holding
+		// partitions it will never read.
+		ended, end := context.WithCancel(context.Background())
+		end()
+		_ = n.cons.Run(ended)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("notifier: read state topics: %w", err)
+	}
+	consDone := make(chan error, 1)
+	go func() { consDone <- n.cons.Run(ctx) }()
+	t := time.NewTicker(n.cfg.DigestCheck)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-consDone:
+			return err
+		case <-t.C:
+			if ctx.Err() != nil {
+				continue
+			}
+			n.work.Lock()
+			err := n.flushDigests(ctx)
+			n.work.Unlock()
+			if err != nil && ctx.Err() == nil {
+				n.log.Warn("digest flush failed; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// ID is the deterministic notification ID of (source, channel, recipient).
+func ID(sourceID, channel, recipient string) string {
+	h := sha256.Sum256([]byte(sourceID + "\x00" + channel + "\x00" + strings.ToLower(recipient)))
+	return "nf_" + hex.EncodeToString(h[:16])
+}
+
+// job is one notification to record and maybe send.
+type job struct {
+	rec     events.NotificationRecorded
+	c       content
+	send    bool
+	hookURL string
+	secret  string
+}
+
+func (n *Notifier) catchUp(ctx context.Context, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return n.tail.WaitCaughtUp(wctx)
+}
+
+func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
+	n.work.Lock()
+	defer n.work.Unlock()
+	if n.needCatch {
+		if err := n.catchUp(ctx, time.Minute); err != nil {
+			return fmt.Errorf("notifier: read notifications before handling: %w", err)
+		}
+		n.needCatch = false
+	}
+	caughtThisBatch := false
+	var jobs []job
+	for _, r := range recs {
+		e, err := eventlog.FromRecord(r)
+		if err != nil {
+			continue
+		}
+		p, err := events.Decode(e)
+		if err != nil {
+			if !errors.Is(err, events.ErrUnknownType) {
+				n.log.Warn("notifier: record skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
+			}
+			continue
+		}
+		if !caughtThisBatch && n.needsState(p) {
+			// A customer or device registered a moment ago: read up.
+			if err := n.catchUp(ctx, 3*time.Second); err != nil {
+				n.log.Warn("notifier: state not caught up", "err", err)
+			}
+			caughtThisBatch = true
+		}
+		jobs = append(jobs, n.plan(r, e, p)...)
+	}
+	if err := n.execute(ctx, jobs); err != nil {
+		return err
+	}
+	return n.flushDigests(ctx)
+}
+
+// needsState says whether the state lacks what p needs.
+func (n *Notifier) needsState(p events.Payload) bool {
+	n.st.mu.Lock()
+	defer n.st.mu.Unlock()
+	var dev, cust string
+	switch p := p.(type) {
+	case *events.Alert:
+		dev, cust = p.DeviceID, p.CustomerID
+	case *events.DeviceWentOffline:
+		dev, cust = p.DeviceID, p.CustomerID
+	case *events.DeviceCameOnline:
+		dev, cust = p.DeviceID, p.CustomerID
+	case *events.DeviceWentSilent:
+		dev, cust = p.DeviceID, p.CustomerID
+	default:
+		return false
+	}
+	d, c := n.st.devices[dev], n.st.customers[cust]
+	return d == nil || !d.activated || c == nil || c.email == ""
+}
+
+// plan decides, under the state lock, what each notification of one
+// source event becomes.
+func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []job {
+	n.st.mu.Lock()
+	defer n.st.mu.Unlock()
+	base := events.NotificationRecorded{SourceEventID: e.ID, SourceTopic: n.kcfg.Base(r.Topic), SourcePartition: int(r.Partition)}
+	var out []job
+	add := func(c *customer, kind, device string, at time.Time, render func(*customer) content, mailOnly bool, mod func(*job, string)) {
+		recips := []struct{ ch, to string }{{events.ChannelMail, c.email}}
+		if c.webhookURL != "" && !mailOnly {
+			recips = append(recips, struct{ ch, to string }{events.ChannelWebhook, c.webhookURL})
+		}
+		for _, rc := range recips {
+			if rc.to == "" {
+				continue
+			}
+			j := job{rec: base, send: true}
+			j.rec.NotificationID = ID(e.ID, rc.ch, rc.to)
+			j.rec.Channel, j.rec.Recipient, j.rec.CustomerID, j.rec.Kind = rc.ch, rc.to, c.id, kind
+			j.rec.DeviceID, j.rec.EventTime = device, at
+			if rc.ch == events.ChannelWebhook {
+				j.hookURL, j.secret = c.webhookURL, WebhookSecret(n.cfg.WebhookKey, c.id, c.secretVersion)
+			}
+			// Decided before: never twice. Attempting without an outcome
+			// means a crash inside the window: send again, same Message-ID.
+			st := n.st.ledger[j.rec.NotificationID].status
+			if terminal(st) {
+				continue
+			}
+			if mod != nil {
+				mod(&j, st)
+			}
+			if j.send {
+				j.c = render(c)
+			}
+			out = append(out, j)
+		}
+	}
+	switch p := p.(type) {
+	case *events.Alert:
+		c := n.st.customers[p.CustomerID]
+		if c == nil || !slices.Contains(c.severities, p.Severity) {
+			return nil
+		}
+		d := n.st.devices[p.DeviceID]
+		det := p.DeviceID + "|" + p.Kind + "|" + p.Indicator
+		dcopy := device{serial: p.DeviceID}
+		if d != nil {
+			dcopy = *d
+			if dcopy.serial == "" {
+				dcopy.serial = p.DeviceID
+			}
+		}
+		add(c, kindAlert, p.DeviceID, p.ReceivedAt, func(c *customer) content { return n.renderAlert(c, &dcopy, p) }, false, func(j *job, prior string) {
+			j.rec.Detection, j.rec.Severity = det, p.Severity
+			if prior == events.NotifyAttempting {
+				return
+			}
+			if d == nil || !d.activated {
+				j.send, j.rec.Status, j.rec.Reason = false, events.NotifySkipped, "appliance not activated (R-52: installed and sending heartbeats)"
+				return
+			}
+			if j.rec.Channel != events.ChannelMail {
+				return
+			}
+			repeat := p.ReceivedAt.Sub(n.st.lastImmediate[det]) < n.cfg.RepeatWindow && !n.st.lastImmediate[det].IsZero()
+			capped := n.cfg.HourlyCap > 0 && n.st.sentWithin(c.id, j.rec.Recipient, p.ReceivedAt, time.Hour) >= n.cfg.HourlyCap
+			if repeat || capped {
+				key := n.st.openDigest[openKey(c.id, p.DeviceID, j.rec.Recipient, j.rec.Channel)]
+				if key == "" {
+					key = "dg_" + j.rec.NotificationID[3:]
+				}
+				j.send, j.rec.Status, j.rec.DigestKey = false, events.NotifyDeferred, key
+				j.rec.Reason = map[bool]string{true: "repeat of a detection mailed within the repeat window", false: "hourly cap reached"}[repeat]
+			}
+			// Record the decision at once so the next alert of this batch sees it.
+			j.rec.RecordedAt = n.cfg.Now().UTC()
+			if j.send {
+				r := j.rec
+				r.Status = events.NotifyAttempting
+				n.st.applyRecord(&r)
+			} else {
+				n.st.applyRecord(&j.rec)
+			}
+		})
+	case *events.DeviceWentOffline, *events.DeviceCameOnline, *events.DeviceWentSilent:
+		var dev, cust, kind string
+		var at time.Time
+		switch p := p.(type) {
+		case *events.DeviceWentOffline:
+			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindOffline, p.DetectedAt
+		case *events.DeviceCameOnline:
+			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindOnline, p.DetectedAt
+		case *events.DeviceWentSilent:
+			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindSilent, p.DetectedAt
+		}
+		c := n.st.customers[cust]
+		if c == nil {
+			return nil
+		}
+		dcopy := device{serial: dev}
+		if d := n.st.devices[dev]; d != nil && d.serial != "" {
+			dcopy = *d
+		}
+		add(c, kind, dev, at, func(c *customer) content { return n.renderStatus(c, &dcopy, kind, dev, p) }, false, nil)
+	case *events.FaultDeclared:
+		if p.Level != events.FaultLevelA && p.Level != events.FaultLevelB {
+			return nil // level Z is not reported to customers
+		}
+		for _, c := range n.targets(p.Customers) {
+			add(c, kindFault, "", p.DeclaredAt, func(c *customer) content { return n.renderFault(c, p) }, false, nil)
+		}
+	case *events.MaintenanceAnnounced:
+		for _, c := range n.targets(p.Customers) {
+			add(c, kindMaintenance, "", p.AnnouncedAt, func(c *customer) content { return n.renderMaintenance(c, p) }, false, nil)
+		}
+	}
+	return out
+}
+
+// targets resolves a customers field ("*" or a comma-separated list).
+func (n *Notifier) targets(list string) []*customer {
+	var out []*customer
+	if strings.TrimSpace(list) == "*" {
+		for _, c := range n.st.customers {
+			out = append(out, c)
+		}
+		slices.SortFunc(out, func(a, b *customer) int { return strings.Compare(a.id, b.id) })
+		return out
+	}
+	for _, id := range strings.Split(list, ",") {
+		if c := n.st.customers[strings.TrimSpace(id)]; c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// execute writes the records of the jobs that are only recorded, then
+// sends the others on Workers goroutines. It returns an error (the batch
+// is then retried, not committed) if anything is left undone.
+func (n *Notifier) execute(ctx context.Context, jobs []job) error {
+	var recordOnly []events.Payload
+	var sends []job
+	for i := range jobs {
+		if jobs[i].send {
+			sends = append(sends, jobs[i])
+			continue
+		}
+		r := jobs[i].rec
+		r.RecordedAt = n.cfg.Now().UTC()
+		recordOnly = append(recordOnly, &r)
+	}
+	if err := n.record(ctx, recordOnly...); err != nil {
+		return err
+	}
+	if len(sends) == 0 {
+		return nil
+	}
+	work := make(chan job)
+	errs := make(chan error, len(sends))
+	var wg sync.WaitGroup
+	for range min(n.cfg.Workers, len(sends)) {
+		wg.Go(func() {
+			for j := range work {
+				errs <- n.deliver(ctx, j)
+			}
+		})
+	}
+	for _, j := range sends {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// record writes records and applies them to the state.
+func (n *Notifier) record(ctx context.Context, recs ...events.Payload) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	now := n.cfg.Now()
+	envs := make([]events.Envelope, 0, len(recs))
+	for _, p := range recs {
+		e, err := events.New(Source, p, now)
+		if err != nil {
+			return err
+		}
+		envs = append(envs, e)
+	}
+	if err := n.pub.Publish(ctx, envs...); err != nil {
+		return fmt.Errorf("notifier: record: %w", err)
+	}
+	n.st.mu.Lock()
+	for _, p := range recs {
+		r := p.(*events.NotificationRecorded)
+		n.st.applyRecord(r)
+		n.total.WithLabelValues(r.Channel, r.Kind, r.Status).Inc()
+	}
+	n.st.mu.Unlock()
+	return nil
+}
+
+// deliver runs the protocol for one notification: attempting, the send
+// with retries, then sent or failed.
+func (n *Notifier) deliver(ctx context.Context, j job) error {
+	start := time.Now()
+	n.st.mu.Lock()
+	prior := n.st.ledger[j.rec.NotificationID].status
+	n.st.mu.Unlock()
+	attempting := j.rec
+	attempting.Status, attempting.RecordedAt = events.NotifyAttempting, n.cfg.Now().UTC()
+	if j.rec.Channel == events.ChannelMail {
+		attempting.MessageID = "<" + n.mail.MessageID(j.rec.NotificationID) + ">"
+	}
+	// The in-memory ledger may already say attempting (plan applied it so
+	// throttling sees it); the log must say it too before sending.
+	if prior == "" || prior == events.NotifyAttempting {
+		if err := n.record(ctx, &attempting); err != nil {
+			return err
+		}
+	}
+	backoff := 200 * time.Millisecond
+	attempts := 0
+	var err error
+	for {
+		attempts++
+		err = n.send(ctx, j)
+		if err == nil || isPermanent(err) {
+			break
+		}
+		n.log.Warn("notification not delivered; retrying", "id", j.rec.NotificationID, "channel", j.rec.Channel,
+			"attempt", attempts, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("notification %s not delivered before shutdown: %w", j.rec.NotificationID, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	n.latency.WithLabelValues(j.rec.Channel).Observe(time.Since(start).Seconds())
+	done := attempting
+	done.Attempts, done.RecordedAt = attempts, n.cfg.Now().UTC()
+	done.Status = events.NotifySent
+	if err != nil {
+		done.Status, done.Reason = events.NotifyFailed, truncate(err.Error(), 1000)
+		n.log.Error("notification failed permanently", "id", j.rec.NotificationID, "channel", j.rec.Channel,
+			"customer", j.rec.CustomerID, "kind", j.rec.Kind, "err", err)
+	}
+	// The relay has answered: write the outcome even if shutdown was asked
+	// for meanwhile (see the package doc).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.RecordTimeout)
+	defer cancel()
+	for {
+		rerr := n.record(rctx, &done)
+		if rerr == nil {
+			return nil
+		}
+		if rctx.Err() != nil {
+			return fmt.Errorf("notification %s delivered but not recorded (it will be sent again, same Message-ID): %w", j.rec.NotificationID, rerr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (n *Notifier) send(ctx context.Context, j job) error {
+	if j.rec.Channel == events.ChannelWebhook {
+		body, err := json.Marshal(map[string]any{"id": j.rec.NotificationID, "kind": j.rec.Kind, "customer_id": j.rec.CustomerID,
+			"source_event_id": j.rec.SourceEventID, "subject": j.c.subject, "data": j.c.hook})
+		if err != nil {
+			return permanent{err}
+		}
+		return postWebhook(context.WithoutCancel(ctx), n.hc, j.hookURL, j.secret, j.rec.NotificationID, body, n.cfg.Now())
+	}
+	// A transaction once started is not cut by shutdown: cutting it after
+	// the relay stored the message but before its 250 reached us would
+	// cause a duplicate. It is bounded by the SMTP timeout instead.
+	return n.mail.Send(context.WithoutCancel(ctx), j.rec.Recipient, j.rec.NotificationID, j.c.subject, j.c.body, n.cfg.Now())
+}
+
+// flushDigests sends the digests that are due and whose alerts came from
+// a partition this member owns. Callers hold n.work.
+func (n *Notifier) flushDigests(ctx context.Context) error {
+	now := n.cfg.Now()
+	alerts := n.kcfg.Topic(events.TopicAlerts)
+	var jobs []job
+	n.st.mu.Lock()
+	for key, g := range n.st.digests {
+		if g.closed || now.Sub(g.firstAt) < n.cfg.DigestAfter || !n.owned[alerts][int32(g.partition)] {
+			continue
+		}
+		c := n.st.customers[g.customer]
+		if c == nil {
+			continue
+		}
+		dcopy := device{serial: g.device}
+		if d := n.st.devices[g.device]; d != nil && d.serial != "" {
+			dcopy = *d
+		}
+		id := ID(key, g.channel, g.recipient)
+		if terminal(n.st.ledger[id].status) {
+			g.closed = true
+			continue
+		}
+		gcopy := *g
+		gcopy.detections = map[string]int{}
+		for k, v := range g.detections {
+			gcopy.detections[k] = v
+		}
+		j := job{send: true, rec: events.NotificationRecorded{NotificationID: id, Channel: g.channel, Recipient: g.recipient,
+			CustomerID: g.customer, Kind: kindDigest, SourceEventID: key, SourceTopic: events.TopicAlerts, SourcePartition: g.partition,
+			DeviceID: g.device, DigestKey: key, Covers: g.count, Severity: g.severity, EventTime: g.lastAt}}
+		j.c = n.renderDigest(c, &dcopy, &gcopy, g.severity)
+		jobs = append(jobs, j)
+	}
+	n.st.mu.Unlock()
+	return n.execute(ctx, jobs)
+}

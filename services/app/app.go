@@ -26,7 +26,7 @@ import (
 )
 
 // Services are the names `mimamori serve` accepts.
-var Services = []string{"ingest", "projector", "portal"}
+var Services = []string{"ingest", "projector", "portal", "watchdog", "notifier"}
 
 // App is a set of services bound to their listeners, ready to Run.
 type App struct {
@@ -62,6 +62,16 @@ func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err
 	}
 	if slices.Contains(names, "portal") {
 		if err := a.portal(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(names, "watchdog") {
+		if err := a.watchdog(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(names, "notifier") {
+		if err := a.notifier(); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +165,7 @@ func (a *App) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := ingest.New(ingest.Config{}, ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions")}, ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
 	ln, err := a.listen(cfg.IngestAddr)
 	if err != nil {
 		prod.Close()

@@ -37,13 +37,17 @@ func commands() []command {
 	return []command{
 		{"run", "run", "run the whole platform in one process on embedded defaults (or the configured clusters)", cmdRun},
 		{"demo", "demo [--devices N]", "run, plus demo customers and simulated appliances sending live data", cmdDemo},
-		{"serve", "serve ingest|projector|portal", "run one service against external Kafka and ClickHouse (scale-out)", cmdServe},
+		{"serve", "serve ingest|projector|portal|watchdog|notifier", "run one service against external Kafka and ClickHouse (scale-out)", cmdServe},
 		{"migrate", "migrate", "apply the ClickHouse migrations to the configured database", cmdMigrate},
 		{"replay", "replay [--keep]", "rebuild every projection from offset 0 into a fresh database and compare it with the live one", cmdReplay},
 		{"config", "config", "print the effective configuration (secrets masked)", cmdConfig},
 		{"customer", "customer register --name N --email E [--reseller R]", "register a customer (prints JSON)", cmdCustomer},
 		{"device", "device register --customer C --serial S --mac M --model X --manufactured YYYY-MM-DD | device revoke --device D --credential C", "register an appliance and print its credential as JSON, or revoke a credential", cmdDevice},
 		{"simulate", "simulate --devices N [--customer C] [--devices-file F]", "run N virtual appliances through the real uplink protocol", cmdSimulate},
+		{"defs", "defs keygen [--out NAME] | defs build --domains F --ips F --urls F --hashes F --key K --out BUNDLE [--version N] | defs inspect [--pub KEY] BUNDLE | defs publish --pub KEY BUNDLE", "make, sign, check and publish appliance definition bundles", cmdDefs},
+		{"agent", "agent (--read FILE… [--speed fast|recorded] | --interface IF) --zone lan=CIDR,… --defs-pub KEY [--defs BUNDLE] (--out FILE|- | --cloud URL --credential-file F --queue-dir DIR [--ca-file F])", "the appliance agent: inspect traffic, write alerts as JSON lines or send them to the cloud", cmdAgent},
+		{"notice", "notice fault --level A|B|Z --summary S [--customers C,…|*] [--details D] | notice maintenance --starts T --ends T --summary S [--customers …] [--force]", "publish a fault notice or a planned maintenance announcement; customers are mailed", cmdNotice},
+		{"notify", "notify settings --customer C [--severities 3,2] [--language ja|en] [--webhook-url U] [--secret-version N]", "set a customer's notification settings (prints the webhook secret)", cmdNotify},
 		{"version", "version", "print the version", func(_ context.Context, e *env, _ []string) error { fmt.Fprintln(e.out, Version); return nil }},
 	}
 }

@@ -75,7 +75,7 @@ func TestCommandLineMistakes(t *testing.T) {
 func TestRunThenOperatorCommands(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"MIMAMORI_DATA_DIR": dir, "MIMAMORI_INGEST_ADDR": "127.0.0.1:0", "MIMAMORI_PORTAL_ADDR": "127.0.0.1:0",
-		"MIMAMORI_ADMIN_ADDR": "127.0.0.1:0", "MIMAMORI_LOG_LEVEL": "warn"}
+		"MIMAMORI_ADMIN_ADDR": "127.0.0.1:0", "MIMAMORI_MAILBOX_ADDR": "127.0.0.1:0", "MIMAMORI_LOG_LEVEL": "warn"}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	runOut := &lockedBuffer{}

@@ -78,6 +78,8 @@ func printEndpoints(w io.Writer, p *platform.Platform) {
 	row("ingest (HTTPS)", ep.Ingest)
 	row("ingest CA", ep.IngestCAFile)
 	row("admin", ep.Admin)
+	row("mailbox", ep.Mailbox)
+	row("mailbox SMTP", ep.MailboxSMTP)
 	row("kafka", ep.Kafka)
 	row("clickhouse native", ep.ClickHouseNative)
 	row("clickhouse http", ep.ClickHouseHTTP)

@@ -50,6 +50,23 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// Notifications and liveness (issue 5).
+	SMTPHost           string // empty: the embedded mailbox
+	SMTPPort           int    // 0: 587 for starttls, 465 for tls, 25 for none
+	SMTPSecurity       string
+	SMTPUser           string
+	SMTPPassword       string
+	SMTPFrom           string
+	MailboxAddr        string // HTTP page of the embedded mailbox
+	MailboxSMTPAddr    string // SMTP address of the embedded mailbox
+	PortalURL          string // base of links in mail; empty: the portal's address
+	NotifyWebhookKey   string
+	NotifyRepeatWindow time.Duration
+	NotifyHourlyCap    int
+	WatchdogThreshold  time.Duration
+	WatchdogDebounce   time.Duration
+	WatchdogSilence    time.Duration
 }
 
 type setting struct {
@@ -143,6 +160,10 @@ func settings() []setting {
 		return def(name, env, d, help, false, set, get)
 	}
 	lingerSet, lingerGet := duration(func(c *Config) *time.Duration { return &c.KafkaLinger })
+	repeatSet, repeatGet := duration(func(c *Config) *time.Duration { return &c.NotifyRepeatWindow })
+	thrSet, thrGet := duration(func(c *Config) *time.Duration { return &c.WatchdogThreshold })
+	debSet, debGet := duration(func(c *Config) *time.Duration { return &c.WatchdogDebounce })
+	silSet, silGet := duration(func(c *Config) *time.Duration { return &c.WatchdogSilence })
 	return []setting{
 		s("data-dir", "MIMAMORI_DATA_DIR", "data", "folder for the embedded broker, ClickHouse, certificates and endpoints.json", func(c *Config) *string { return &c.DataDir }),
 
@@ -175,6 +196,22 @@ func settings() []setting {
 		l("ingest-hosts", "MIMAMORI_INGEST_HOSTS", "localhost,127.0.0.1,::1", "names and addresses the local CA certifies for the ingest gateway", func(c *Config) *[]string { return &c.IngestHosts }),
 		s("portal-addr", "MIMAMORI_PORTAL_ADDR", "127.0.0.1:8080", "HTTP address of the portal", func(c *Config) *string { return &c.PortalAddr }),
 		s("admin-addr", "MIMAMORI_ADMIN_ADDR", "127.0.0.1:9464", "HTTP address of /healthz, /readyz and /metrics for background services", func(c *Config) *string { return &c.AdminAddr }),
+
+		s("smtp-host", "MIMAMORI_SMTP_HOST", "", "SMTP relay for customer mail; empty runs the embedded mailbox", func(c *Config) *string { return &c.SMTPHost }),
+		n("smtp-port", "MIMAMORI_SMTP_PORT", "0", "SMTP port (0: 587 for starttls, 465 for tls, 25 for none)", func(c *Config) *int { return &c.SMTPPort }),
+		s("smtp-security", "MIMAMORI_SMTP_SECURITY", "starttls", "starttls (required), tls (implicit), opportunistic or none", func(c *Config) *string { return &c.SMTPSecurity }),
+		s("smtp-user", "MIMAMORI_SMTP_USER", "", "SMTP user (empty: no authentication)", func(c *Config) *string { return &c.SMTPUser }),
+		secret("smtp-password", "MIMAMORI_SMTP_PASSWORD", "SMTP password", func(c *Config) *string { return &c.SMTPPassword }),
+		s("smtp-from", "MIMAMORI_SMTP_FROM", "mimamori <noreply@mimamori.local>", "sender of customer mail", func(c *Config) *string { return &c.SMTPFrom }),
+		s("mailbox-addr", "MIMAMORI_MAILBOX_ADDR", "127.0.0.1:8025", "HTTP address of the embedded mailbox page (when no SMTP host is set)", func(c *Config) *string { return &c.MailboxAddr }),
+		s("mailbox-smtp-addr", "MIMAMORI_MAILBOX_SMTP_ADDR", "127.0.0.1:0", "SMTP address of the embedded mailbox", func(c *Config) *string { return &c.MailboxSMTPAddr }),
+		s("portal-url", "MIMAMORI_PORTAL_URL", "", "base URL of the portal in mail links (empty: the portal's own address)", func(c *Config) *string { return &c.PortalURL }),
+		secret("notify-webhook-key", "MIMAMORI_NOTIFY_WEBHOOK_KEY", "key the customers' webhook secrets are derived from (generated into the data folder if empty)", func(c *Config) *string { return &c.NotifyWebhookKey }),
+		def("notify-repeat-window", "MIMAMORI_NOTIFY_REPEAT_WINDOW", "10m", "repeats of one detection on one device within it go into a digest", false, repeatSet, repeatGet),
+		n("notify-hourly-cap", "MIMAMORI_NOTIFY_HOURLY_CAP", "20", "alert mails per recipient and hour before the rest go into a digest (-1: no cap)", func(c *Config) *int { return &c.NotifyHourlyCap }),
+		def("watchdog-threshold", "MIMAMORI_WATCHDOG_THRESHOLD", "10m", "no heartbeat for this long: the appliance is judged stopped", false, thrSet, thrGet),
+		def("watchdog-debounce", "MIMAMORI_WATCHDOG_DEBOUNCE", "30m", "at most one offline/online event per appliance per window", false, debSet, debGet),
+		def("watchdog-silence", "MIMAMORI_WATCHDOG_SILENCE", "1h", "traffic counters still for this long while heartbeats arrive: the appliance went silent", false, silSet, silGet),
 
 		s("log-level", "MIMAMORI_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		s("log-format", "MIMAMORI_LOG_FORMAT", "text", "text or json", func(c *Config) *string { return &c.LogFormat }),

@@ -41,6 +41,7 @@ func testConfig(t testing.TB, env map[string]string) config.Config {
 		"MIMAMORI_INGEST_ADDR":      "127.0.0.1:0",
 		"MIMAMORI_PORTAL_ADDR":      "127.0.0.1:0",
 		"MIMAMORI_ADMIN_ADDR":       "127.0.0.1:0",
+		"MIMAMORI_MAILBOX_ADDR":     "127.0.0.1:0",
 		"MIMAMORI_KAFKA_PARTITIONS": "3",
 		"MIMAMORI_LOG_LEVEL":        "warn",
 	}

@@ -61,7 +61,7 @@ func (s *server) handleHeartbeat(c *gin.Context) {
 		return
 	}
 	s.metrics.heartbeatsAccepted.Inc()
-	c.JSON(http.StatusAccepted, gin.H{"commands": []any{}})
+	c.JSON(http.StatusAccepted, gin.H{"commands": s.commandsFor(env)})
 }
 
 func (s *server) handleHealthz(c *gin.Context) {

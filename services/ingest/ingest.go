@@ -52,6 +52,9 @@ type Config struct {
 	MaxFuture time.Duration
 	// Now is the server clock (default time.Now).
 	Now func() time.Time
+	// DefinitionsDir holds the latest definitions bundle served on
+	// GET /v1/definitions (see LatestBundle); empty serves none.
+	DefinitionsDir string
 }
 
 // Defaults of Config.
@@ -116,6 +119,7 @@ type server struct {
 	log     *slog.Logger
 	metrics *metrics
 	gather  prometheus.Gatherer
+	bundles *bundleCache
 }
 
 // New returns the gateway's handler. Auth and Pub are required; a nil
@@ -126,6 +130,7 @@ func New(cfg Config, deps Deps) http.Handler {
 		panic("ingest.New: Deps.Auth and Deps.Pub are required")
 	}
 	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer}
+	s.bundles = newBundleCache(cfg.DefinitionsDir)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -10,6 +10,8 @@ func (s *server) routes(r *gin.Engine) {
 	// Appliance wire protocol (v1, fixed: appliances in the field speak it).
 	r.POST("/v1/alerts", s.handleAlerts)
 	r.POST("/v1/heartbeat", s.handleHeartbeat)
+	r.POST("/v1/gaps", s.handleGap)
+	r.GET("/v1/definitions", s.handleDefinitions)
 
 	// Operations.
 	r.GET("/healthz", s.handleHealthz)

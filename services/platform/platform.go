@@ -36,6 +36,8 @@ type Endpoints struct {
 	Ingest              string `json:"ingest,omitempty"`
 	IngestCAFile        string `json:"ingest_ca_file,omitempty"`
 	Admin               string `json:"admin,omitempty"`
+	Mailbox             string `json:"mailbox,omitempty"`      // embedded mailbox page
+	MailboxSMTP         string `json:"mailbox_smtp,omitempty"` // embedded mailbox SMTP server
 	Kafka               string `json:"kafka"`
 	ClickHouseNative    string `json:"clickhouse_native"`
 	ClickHouseHTTP      string `json:"clickhouse_http,omitempty"`

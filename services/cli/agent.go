@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mimamori/mimamori/appliance/agent"
+	"github.com/mimamori/mimamori/appliance/capture"
+	"github.com/mimamori/mimamori/appliance/defs"
+	"github.com/mimamori/mimamori/appliance/inspect"
+	"github.com/mimamori/mimamori/appliance/queue"
+)
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// errRebootRequested ends the agent when the cloud sends "reboot": the
+// agent flushes and exits, and the appliance's supervisor starts it again.
+var errRebootRequested = errors.New("reboot requested by the cloud")
+
+// cmdAgent is the appliance agent: capture from files or an interface,
+// inspect, and write alerts as JSON lines (offline) or queue and send them
+// to the ingest gateway (uplink mode).
+func cmdAgent(ctx context.Context, e *env, args []string) error {
+	var reads, zones listFlag
+	e.flags.Var(&reads, "read", "pcap or pcapng file to inspect (repeat for several; further file names may follow the flags)")
+	e.flags.Var(&zones, "zone", "zone CIDRs: lan=CIDR,…, ssid1=CIDR,…, ssid2=CIDR,… (repeat; vlan:ID allowed; WAN is everything else)")
+	speed := e.flags.String("speed", "fast", "file replay speed: fast or recorded")
+	iface := e.flags.String("interface", "", "capture live from this interface (AF_PACKET, needs CAP_NET_RAW)")
+	defsPath := e.flags.String("defs", "", "definitions bundle to start with")
+	defsPub := e.flags.String("defs-pub", "", "public key the definitions must be signed with")
+	out := e.flags.String("out", "", "write alerts as JSON lines to this file, or - for stdout (offline mode; in uplink mode a local copy)")
+	cloud := e.flags.String("cloud", "", "ingest gateway URL (uplink mode), e.g. https://ingest.example:8443")
+	credFile := e.flags.String("credential-file", "", "file holding the device credential (uplink mode)")
+	caFile := e.flags.String("ca-file", "", "CA certificate of the ingest gateway (uplink mode; default: system roots)")
+	queueDir := e.flags.String("queue-dir", "", "folder of the on-disk alert queue (uplink mode)")
+	queueMax := e.flags.Int64("queue-max-bytes", queue.DefaultMaxBytes, "size limit of the queue on disk; when full the oldest alerts are dropped and a gap record is sent")
+	foldWindow := e.flags.Duration("fold-window", inspect.DefaultFoldWindow, "repeats of one detection within this window fold into one alert with a count")
+	heartbeatEvery := e.flags.Duration("heartbeat-every", agent.DefaultHeartbeatEvery, "heartbeat interval (uplink mode)")
+	pollEvery := e.flags.Duration("defs-poll-every", agent.DefaultPollEvery, "definitions poll interval (uplink mode)")
+	rest, err := e.parse(args)
+	if err != nil {
+		return err
+	}
+	reads = append(reads, rest...)
+	switch {
+	case len(reads) == 0 && *iface == "":
+		return usageError{"agent: give --read FILE… or --interface IF"}
+	case len(reads) > 0 && *iface != "":
+		return usageError{"agent: give --read or --interface, not both"}
+	case *speed != "fast" && *speed != "recorded":
+		return usageError{"agent: --speed is fast or recorded"}
+	case *defsPub == "":
+		return usageError{"agent: --defs-pub is required (definitions are only used when their signature verifies)"}
+	case *cloud == "" && *out == "":
+		return usageError{"agent: give --out FILE|- (offline) or --cloud URL (uplink)"}
+	case *cloud == "" && *defsPath == "":
+		return usageError{"agent: offline mode needs --defs BUNDLE"}
+	case *cloud != "" && (*credFile == "" || *queueDir == ""):
+		return usageError{"agent: uplink mode needs --credential-file and --queue-dir"}
+	}
+	z, err := inspect.ParseZones(zones)
+	if err != nil {
+		return usageError{"agent: " + err.Error()}
+	}
+	pub, err := defs.LoadPublicKey(*defsPub)
+	if err != nil {
+		return err
+	}
+	// In uplink mode the definitions in use are kept beside the queue, so
+	// a restart goes on with the newest verified set (and refuses older).
+	storePath := ""
+	if *cloud != "" {
+		storePath = filepath.Join(*queueDir, "definitions", "current.bundle")
+	}
+	store, err := defs.NewStore(pub, storePath)
+	if err != nil {
+		return err
+	}
+	var loadTook time.Duration
+	if *defsPath != "" {
+		loadStart := time.Now()
+		b, err := os.ReadFile(*defsPath)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		switch _, err := store.Install(b); {
+		case err == nil, errors.Is(err, defs.ErrSame):
+		case errors.Is(err, defs.ErrRollback) && store.Version() > 0:
+			e.log.Warn("agent: --defs is older than the definitions kept from before; keeping those", "in_use", store.Version())
+		default:
+			return fmt.Errorf("agent: --defs %s: %w", *defsPath, err)
+		}
+		loadTook = time.Since(loadStart)
+	}
+
+	var outW io.Writer
+	summaryW := e.out
+	if *out == "-" {
+		outW, summaryW = e.out, e.errOut
+	} else if *out != "" {
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		defer f.Close()
+		outW = f
+	}
+	var q *queue.Queue
+	if *cloud != "" {
+		if q, err = queue.Open(*queueDir, queue.Config{MaxBytes: *queueMax}); err != nil {
+			return err
+		}
+		defer q.Close()
+	}
+	a, err := agent.New(agent.Config{Zones: z, Store: store, FoldWindow: *foldWindow, Out: outW, Queue: q,
+		FirmwareVersion: Version, Logger: e.log})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cloudDone := make(chan error, 1)
+	cloudCtx, stopCloud := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCloud()
+	if *cloud != "" {
+		cred, err := os.ReadFile(*credFile)
+		if err != nil {
+			return fmt.Errorf("agent: credential: %w", err)
+		}
+		c, err := agent.NewCloud(agent.CloudConfig{BaseURL: *cloud, Credential: strings.TrimSpace(string(cred)), CAFile: *caFile,
+			Queue: q, Store: store, Agent: a, HeartbeatEvery: *heartbeatEvery, PollEvery: *pollEvery, Firmware: Version,
+			Reboot: func() { cancel(errRebootRequested) }, Logger: e.log})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		go func() { cloudDone <- c.Run(cloudCtx) }()
+	} else {
+		close(cloudDone)
+	}
+
+	start := time.Now()
+	var skipped uint64
+	var capErr error
+	if *iface != "" {
+		var st capture.LiveStats
+		st, capErr = capture.Live(ctx, *iface, 0, func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
+		if st.Dropped > 0 {
+			e.log.Warn("agent: the kernel dropped frames the agent was too slow for", "dropped", st.Dropped)
+		}
+	} else {
+		var st capture.FileStats
+		st, capErr = capture.ReadFiles(ctx, reads, *speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) })
+		skipped = st.Skipped
+	}
+	elapsed := time.Since(start)
+	closeErr := a.Close()
+	s := a.Stats()
+	pps := float64(s.Packets) / max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(summaryW, "agent: packets %d, bytes %d, alerts %d, skipped frames %d, %.0f packets/s (%s)\n",
+		s.Packets, s.Bytes, a.Alerts(), skipped+s.Skipped, pps, elapsed.Round(time.Millisecond))
+	if loadTook > 0 {
+		fmt.Fprintf(summaryW, "agent: definitions version %d loaded in %.1fms (read, verify, decompress, compile)\n",
+			store.Version(), float64(loadTook.Microseconds())/1000)
+	}
+	if capErr != nil && !errors.Is(capErr, context.Canceled) {
+		stopCloud()
+		return capErr
+	}
+	if closeErr != nil {
+		stopCloud()
+		return closeErr
+	}
+	if *cloud != "" && ctx.Err() == nil {
+		// Files are done: stay until the cloud has everything, or a signal.
+		fmt.Fprintf(summaryW, "agent: sending %d queued alerts to %s\n", q.Depth(), *cloud)
+		for ctx.Err() == nil && (q.Depth() > 0 || len(q.Gaps()) > 0) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if ctx.Err() == nil {
+			fmt.Fprintln(summaryW, "agent: queue empty, every alert acknowledged")
+		}
+	}
+	stopCloud()
+	<-cloudDone
+	if errors.Is(context.Cause(ctx), errRebootRequested) {
+		return errRebootRequested
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/mimamori/mimamori/appliance/defs"
+	"github.com/mimamori/mimamori/services/ingest"
+)
+
+// cmdDefs is `mimamori defs keygen|build|inspect|publish`: the operator's
+// side of the signed definition bundles the appliances verify.
+func cmdDefs(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageError{"defs: name a subcommand: keygen, build, inspect or publish"}
+	}
+	switch args[0] {
+	case "keygen":
+		return defsKeygen(e, args[1:])
+	case "build":
+		return defsBuild(e, args[1:])
+	case "inspect":
+		return defsInspect(e, args[1:])
+	case "publish":
+		return defsPublish(e, args[1:])
+	}
+	return usageError{fmt.Sprintf("defs: unknown subcommand %q (keygen, build, inspect, publish)", args[0])}
+}
+
+func defsKeygen(e *env, args []string) error {
+	out := e.flags.String("out", "defs-signing", "write the private key to OUT.key (mode 0600) and the public key to OUT.pub")
+	if _, err := e.parse(args); err != nil {
+		return err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	keyPath, pubPath := *out+".key", *out+".pub"
+	// O_EXCL: overwriting a signing key by mistake would orphan every
+	// appliance that trusts it.
+	f, err := os.OpenFile(keyPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("defs keygen: %w", err)
+	}
+	if _, err := f.Write(defs.EncodePrivateKey(priv)); err != nil {
+		f.Close()
+		return fmt.Errorf("defs keygen: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("defs keygen: %w", err)
+	}
+	if err := os.WriteFile(pubPath, defs.EncodePublicKey(pub), 0o644); err != nil {
+		return fmt.Errorf("defs keygen: %w", err)
+	}
+	fmt.Fprintf(e.out, "private key %s (keep it secret), public key %s (key id %s): give the public key to appliances with --defs-pub\n",
+		keyPath, pubPath, defs.KeyID(pub))
+	return nil
+}
+
+func defsBuild(e *env, args []string) error {
+	files := map[string]*string{
+		defs.ListDomains: e.flags.String("domains", "", "domain list file (VALUE SEVERITY LABEL [block] per line)"),
+		defs.ListIPs:     e.flags.String("ips", "", "IP and CIDR list file"),
+		defs.ListURLs:    e.flags.String("urls", "", "URL list file"),
+		defs.ListHashes:  e.flags.String("hashes", "", "SHA-256 file hash list file"),
+	}
+	key := e.flags.String("key", "", "private signing key written by `defs keygen`")
+	out := e.flags.String("out", "", "bundle file to write")
+	version := e.flags.Uint64("version", 0, "bundle version (default: the build time in Unix seconds, so later builds are newer)")
+	psPorts := e.flags.Int("portscan-ports", defs.DefaultPortScan.Ports, "port scan rule: distinct ports of one host from one source (0 turns the rule off)")
+	psWindow := e.flags.Duration("portscan-window", defs.DefaultPortScan.Window, "port scan rule: within this window")
+	psBlock := e.flags.Bool("portscan-block", false, "port scans block instead of only being detected")
+	if _, err := e.parse(args); err != nil {
+		return err
+	}
+	if *key == "" || *out == "" {
+		return usageError{"defs build: --key and --out are required"}
+	}
+	priv, err := defs.LoadPrivateKey(*key)
+	if err != nil {
+		return err
+	}
+	lists := defs.Lists{}
+	for kind, path := range files {
+		if *path == "" {
+			continue
+		}
+		f, err := os.Open(*path)
+		if err != nil {
+			return fmt.Errorf("defs build: %w", err)
+		}
+		entries, err := defs.ParseList(kind, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("defs build: %s: %w", *path, err)
+		}
+		lists[kind] = entries
+	}
+	if len(lists) == 0 {
+		return usageError{"defs build: give at least one of --domains, --ips, --urls, --hashes"}
+	}
+	now := time.Now()
+	v := *version
+	if v == 0 {
+		v = uint64(now.Unix())
+	}
+	ps := defs.DefaultPortScan
+	ps.Ports, ps.Window, ps.Block, ps.Enabled = *psPorts, *psWindow, *psBlock, *psPorts > 0
+	b, err := defs.Build(v, now, lists, ps, priv)
+	if err != nil {
+		return err
+	}
+	if err := defs.WriteFileSync(*out, b); err != nil {
+		return fmt.Errorf("defs build: %w", err)
+	}
+	_, info, err := defs.Open(b, priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return fmt.Errorf("defs build: the bundle just written does not verify: %w", err)
+	}
+	fmt.Fprintf(e.out, "%s: version %d, %s, %d bytes\n", *out, info.Version, countsString(info.Counts), len(b))
+	return nil
+}
+
+func countsString(c map[string]int) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%d %s", c[k], k)
+	}
+	return s
+}
+
+// defsInspect prints a bundle's header and counts; with --pub it verifies
+// the signature and exits non-zero when it is bad.
+func defsInspect(e *env, args []string) error {
+	pubPath := e.flags.String("pub", "", "public key to verify the signature with")
+	rest, err := e.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{"defs inspect: name one bundle file"}
+	}
+	b, err := os.ReadFile(rest[0])
+	if err != nil {
+		return fmt.Errorf("defs inspect: %w", err)
+	}
+	signature := "not checked (give --pub)"
+	var info defs.Info
+	if *pubPath != "" {
+		pub, err := defs.LoadPublicKey(*pubPath)
+		if err != nil {
+			return err
+		}
+		if _, info, err = defs.Open(b, pub); err != nil {
+			return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
+		}
+		signature = "verified with key " + defs.KeyID(pub)
+	} else if _, info, err = defs.ParseUnverified(b); err != nil {
+		return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
+	}
+	out := struct {
+		defs.Info
+		Signature string `json:"signature"`
+	}{info, signature}
+	enc := json.NewEncoder(e.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// defsPublish verifies a bundle and puts it where the ingest gateway
+// serves it to appliances, atomically, refusing to go back in version.
+func defsPublish(e *env, args []string) error {
+	pubPath := e.flags.String("pub", "", "public key the appliances trust (required: an unverifiable bundle is never published)")
+	force := e.flags.Bool("allow-older", false, "publish even when the bundle is older than the published one (appliances will still refuse it)")
+	rest, err := e.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 || *pubPath == "" {
+		return usageError{"defs publish: usage: defs publish --pub KEY BUNDLE"}
+	}
+	pub, err := defs.LoadPublicKey(*pubPath)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(rest[0])
+	if err != nil {
+		return fmt.Errorf("defs publish: %w", err)
+	}
+	_, info, err := defs.Open(b, pub)
+	if err != nil {
+		return fmt.Errorf("defs publish: %s: %w", rest[0], err)
+	}
+	dst := filepath.Join(e.cfg.DataDir, "definitions", ingest.LatestBundle)
+	if old, err := os.ReadFile(dst); err == nil && !*force {
+		if v, err := defs.PeekVersion(old); err == nil && v > info.Version {
+			return fmt.Errorf("defs publish: version %d is older than the published %d (appliances refuse rollbacks)", info.Version, v)
+		}
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("defs publish: %w", err)
+	}
+	if err := defs.WriteFileSync(dst, b); err != nil {
+		return fmt.Errorf("defs publish: %w", err)
+	}
+	fmt.Fprintf(e.out, "published version %d (%s) to %s\n", info.Version, countsString(info.Counts), dst)
+	return nil
+}

@@ -113,6 +113,18 @@ func TestReadmeQueries(t *testing.T) {
 			}
 			return nil
 		},
+		func(rows [][]string) error { // offline now
+			if len(rows) != 1 || rows[0][0] != "dev-2" || rows[0][1] != "Kobayashi Dental" {
+				return fmt.Errorf("want only dev-2 of Kobayashi Dental")
+			}
+			return nil
+		},
+		func(rows [][]string) error { // notifications by outcome
+			if sumWhere(rows, 1, "sent", 2) != 1 || sumWhere(rows, 1, "attempting", 2) != 1 {
+				return fmt.Errorf("want the sample's offline mail attempted once and sent once")
+			}
+			return nil
+		},
 	}
 	if len(queries) != len(checks) {
 		t.Fatalf("README.md has %d sql blocks, the test checks %d: update both together", len(queries), len(checks))

@@ -107,5 +107,17 @@ func NewSample(tb testing.TB, now time.Time) Sample {
 		heartbeat("dev-3", "cust-2", ago, uint64(50000-i*500))
 	}
 	heartbeat("dev-2", "cust-1", 3*h, 7000) // silent since
+
+	// Liveness as the watchdog judged it, and what the notifier did.
+	first := now.Add(-48 * h)
+	add(&events.DeviceActivated{DeviceID: "dev-1", CustomerID: "cust-1", HeartbeatAt: first, ActivatedAt: first}, first)
+	add(&events.DeviceActivated{DeviceID: "dev-2", CustomerID: "cust-1", HeartbeatAt: first, ActivatedAt: first}, first)
+	down := now.Add(-3*h + 10*time.Minute)
+	add(&events.DeviceWentOffline{DeviceID: "dev-2", CustomerID: "cust-1", LastHeartbeatAt: now.Add(-3 * h), ThresholdSeconds: 600, DetectedAt: down}, down)
+	for _, st := range []string{events.NotifyAttempting, events.NotifySent} {
+		add(&events.NotificationRecorded{NotificationID: "nf_sample_1", Status: st, Channel: events.ChannelMail,
+			Recipient: "it@kobayashi.example", CustomerID: "cust-1", Kind: "offline", SourceEventID: "sample", DeviceID: "dev-2",
+			EventTime: down, Attempts: 1, RecordedAt: down.Add(time.Second)}, down.Add(time.Second))
+	}
 	return s
 }

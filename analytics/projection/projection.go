@@ -80,6 +80,12 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 	registrations := &table{name: "device_registrations", cols: "device_id, serial, mac, model, manufactured_on, registered_at"}
 	assignments := &table{name: "device_assignments", cols: "device_id, customer_id, assigned_at"}
 	customers := &table{name: "customers", cols: "customer_id, name, reseller_id, registered_at"}
+	status := &table{name: "device_status_log", cols: "event_id, device_id, customer_id, status, changed_at, detected_at"}
+	notifications := &table{name: "notifications_log", cols: "notification_id, status, channel, recipient, customer_id, kind, device_id, " +
+		"severity, source_event_id, attempts, reason, recorded_at"}
+	statusRow := func(eventID, device, customer, state string, changed, detected time.Time) {
+		status.rows = append(status.rows, []any{eventID, device, customer, state, changed.UTC(), detected.UTC()})
+	}
 
 	seen := make(map[string]bool, len(batch))
 	var written uint64
@@ -116,13 +122,24 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 			assignments.rows = append(assignments.rows, []any{p.DeviceID, p.CustomerID, p.AssignedAt.UTC()})
 		case *events.CustomerRegistered:
 			customers.rows = append(customers.rows, []any{p.CustomerID, p.Name, p.ResellerID, p.RegisteredAt.UTC()})
+		case *events.DeviceActivated:
+			statusRow(env.ID, p.DeviceID, p.CustomerID, "online", p.HeartbeatAt, p.ActivatedAt)
+		case *events.DeviceWentOffline:
+			statusRow(env.ID, p.DeviceID, p.CustomerID, "offline", p.LastHeartbeatAt, p.DetectedAt)
+		case *events.DeviceCameOnline:
+			statusRow(env.ID, p.DeviceID, p.CustomerID, "online", p.HeartbeatAt, p.DetectedAt)
+		case *events.DeviceWentSilent:
+			statusRow(env.ID, p.DeviceID, p.CustomerID, "silent", p.SilentSince, p.DetectedAt)
+		case *events.NotificationRecorded:
+			notifications.rows = append(notifications.rows, []any{p.NotificationID, p.Status, p.Channel, p.Recipient, p.CustomerID,
+				p.Kind, p.DeviceID, uint8(p.Severity), p.SourceEventID, uint32(p.Attempts), p.Reason, p.RecordedAt.UTC()})
 		default: // credentials and future types have no read model here
 			w.skipped.Add(1)
 			continue
 		}
 		written++
 	}
-	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats} {
+	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats, status, notifications} {
 		if err := w.insert(ctx, t); err != nil {
 			return err
 		}

@@ -195,3 +195,40 @@ func TestIdempotent(t *testing.T) {
 		t.Fatalf("an alert id has %d rows in alerts, want 1", perID)
 	}
 }
+
+// Liveness events give each device its current state; notification
+// records are kept per status so operators can find failures.
+func TestDeviceStatusAndNotifications(t *testing.T) {
+	conn, db := chtest.Database(t)
+	w := newWriter(t, conn, db)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	for range 2 { // delivered twice
+		if err := w.Apply(ctx, s.Events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.Query(ctx, "SELECT device_id, status FROM "+db+".device_status ORDER BY device_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var d, st string
+		if err := rows.Scan(&d, &st); err != nil {
+			t.Fatal(err)
+		}
+		got[d] = st
+	}
+	if want := map[string]string{"dev-1": "online", "dev-2": "offline"}; len(got) != 2 || got["dev-1"] != want["dev-1"] || got["dev-2"] != want["dev-2"] {
+		t.Fatalf("device_status = %v, want %v", got, want)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".notifications WHERE notification_id = 'nf_sample_1'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d notification rows for nf_sample_1, want attempting and sent", n)
+	}
+}

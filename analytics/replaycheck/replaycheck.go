@@ -37,6 +37,9 @@ func Tables() []Table {
 		{"heartbeats_daily", "{db}.heartbeats_daily", []string{"day", "customer_id", "device_id", "heartbeats", "max_packets", "last_seen"}},
 		{"devices", "{db}.devices", []string{"device_id", "serial", "mac", "model", "manufactured_on", "registered_at", "customer_id", "assigned_at"}},
 		{"customers", "{db}.customers FINAL", []string{"customer_id", "name", "reseller_id", "registered_at"}},
+		{"device_status", "{db}.device_status", []string{"device_id", "customer_id", "status", "changed_at"}},
+		{"notifications", "{db}.notifications", []string{"notification_id", "status", "channel", "recipient", "customer_id", "kind",
+			"device_id", "severity", "source_event_id", "attempts", "reason", "recorded_at"}},
 	}
 }
 

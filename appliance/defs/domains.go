@@ -13,9 +13,11 @@ import (
 //   - each entry is one uint64: arena offset (32 bits), name length (8),
 //     label index (16), severity (2) and block (1);
 //   - an open-addressing table (linear probing, load at most 1/2) of
-//     uint64 slots, each the upper 32 bits of the name's 64-bit hash (the
-//     tag) and the entry index + 1 (0 is empty). A slot's home position is
-//     the tag's top bits.
+//     uint32 slots, each 8 bits of the name's hash that its position does
+//     not give (a filter that spares most name comparisons) and the entry
+//     index + 1 in the low 24 bits (0 is empty). A slot's home position is
+//     the top bits of the hash's upper 32 bits (the tag). Hence at most
+//     MaxDomains names.
 //
 // Building has two steps: add appends names and entries as the list
 // streams in; build then places them in the table in the order of their
@@ -24,18 +26,22 @@ import (
 // times faster. Duplicates meet in the table: the later line's metadata
 // wins, the first copy of the name stays.
 //
-// About 8 bytes per entry and 16 per entry of table, plus the names: 1M
-// domains of 22 characters take about 45 MB.
+// About 8 bytes per entry and 8 per entry of table, plus the names: 1M
+// domains of 22 characters take about 38 MB.
 type domainSet struct {
 	seed    maphash.Seed
 	chunks  [][]byte
 	entries []uint64
-	table   []uint64
+	table   []uint32
 	shift   uint // 32 - log2(len(table))
 	n       int  // distinct names (entries may hold overwritten duplicates)
 
 	tags []uint32 // while building: the tag of each entry
 }
+
+// MaxDomains is how many domain entries (list lines) one Set holds at
+// most: the table keeps an entry index in 24 bits.
+const MaxDomains = 1<<24 - 1
 
 const (
 	domChunkBits = 20 // 1 MiB arena chunks
@@ -51,7 +57,7 @@ func newDomainSet(hint int) *domainSet {
 		seed:    maphash.MakeSeed(),
 		entries: make([]uint64, 0, hint),
 		tags:    make([]uint32, 0, hint),
-		table:   make([]uint64, domMinTable),
+		table:   make([]uint32, domMinTable),
 		shift:   32 - 4,
 	}
 }
@@ -118,10 +124,10 @@ func (d *domainSet) build() {
 	for size < 2*len(d.entries) {
 		size <<= 1
 	}
-	d.table = make([]uint64, size)
 	d.shift = uint(32 - bits.TrailingZeros(uint(size)))
 	d.n = 0
 	if len(d.entries) < domSortMin {
+		d.table = make([]uint32, size)
 		for i, t := range d.tags {
 			d.place(uint64(t)<<32 | uint64(i))
 		}
@@ -143,6 +149,7 @@ func (d *domainSet) build() {
 			counts[b]++
 		}
 		d.tags = nil
+		d.table = make([]uint32, size)
 		for _, k := range order {
 			d.place(k)
 		}
@@ -150,20 +157,31 @@ func (d *domainSet) build() {
 	d.tags = nil
 }
 
+// check8 is the part of a tag stored in a slot beside the index: the
+// 8 bits just below those the position takes (tables up to 2^24 slots),
+// or the lowest 8 when the table is larger.
+func (d *domainSet) check8(tag uint32) uint32 {
+	if d.shift >= 8 {
+		return tag >> (d.shift - 8) & 0xff
+	}
+	return tag & 0xff
+}
+
 // place puts entry uint32(k) with tag k>>32 in the table, or gives its
 // metadata to the same name placed before.
 func (d *domainSet) place(k uint64) {
 	tag, i := uint32(k>>32), uint32(k)
+	chk := d.check8(tag) << 24
 	mask := uint32(len(d.table) - 1)
 	for pos := tag >> d.shift; ; pos = (pos + 1) & mask {
 		s := d.table[pos]
 		if s == 0 {
-			d.table[pos] = uint64(tag)<<32 | uint64(i+1)
+			d.table[pos] = chk | (i + 1)
 			d.n++
 			return
 		}
-		if uint32(s>>32) == tag {
-			j := uint32(s) - 1
+		if s&0xff000000 == chk {
+			j := s&0xffffff - 1
 			if first := d.entries[j]; string(d.name(first)) == string(d.name(d.entries[i])) {
 				d.entries[j] = packEntry(uint32(first), int(uint8(first>>32)), entryMeta(d.entries[i]))
 				return
@@ -175,14 +193,15 @@ func (d *domainSet) place(k uint64) {
 // lookup finds a listed name exactly (after build).
 func (d *domainSet) lookup(name string) (uint64, bool) {
 	tag := uint32(maphash.String(d.seed, name) >> 32)
+	chk := d.check8(tag) << 24
 	mask := uint32(len(d.table) - 1)
 	for pos := tag >> d.shift; ; pos = (pos + 1) & mask {
 		s := d.table[pos]
 		if s == 0 {
 			return 0, false
 		}
-		if uint32(s>>32) == tag {
-			if e := d.entries[uint32(s)-1]; string(d.name(e)) == name {
+		if s&0xff000000 == chk {
+			if e := d.entries[s&0xffffff-1]; string(d.name(e)) == name {
 				return e, true
 			}
 		}

@@ -185,6 +185,9 @@ func (s *Set) fastDomainLine(line []byte) bool {
 	} else {
 		m.label = s.label(string(f[2]))
 	}
+	if len(s.dom.entries) >= MaxDomains {
+		return false // addDomain refuses it
+	}
 	s.dom.add(name, m)
 	return true
 }

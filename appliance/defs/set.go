@@ -137,6 +137,9 @@ func (s *Set) addDomain(name []byte, m meta) error {
 	if len(name) == 0 || len(name) > 255 {
 		return fmt.Errorf("domains: %q: not a normalised domain name", truncate(string(name), 40))
 	}
+	if len(s.dom.entries) >= MaxDomains {
+		return fmt.Errorf("domains: more than %d", MaxDomains)
+	}
 	s.dom.add(name, m)
 	return nil
 }

@@ -242,19 +242,27 @@ func (h *httpRequestParser) feed(e *Engine, f *flow, b []byte, fin bool) (int, b
 // httpRequest inspects one request head and returns its body length.
 func (e *Engine) httpRequest(f *flow, head []byte) int64 {
 	line, hdrs, _ := bytes.Cut(head, []byte("\r\n"))
-	parts := strings.Fields(string(line))
-	if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/1.") {
+	var pb [4][]byte
+	parts, ok := fieldsASCII(line, pb[:0])
+	if !ok {
+		parts = parts[:0]
+		for _, p := range strings.Fields(string(line)) {
+			parts = append(parts, []byte(p))
+		}
+	}
+	if len(parts) != 3 || !bytes.HasPrefix(parts[2], []byte("HTTP/1.")) {
 		return 0
 	}
-	method, target := parts[0], parts[1]
+	connect, isHead := string(parts[0]) == "CONNECT", string(parts[0]) == "HEAD"
+	target := string(parts[1])
 	host := ""
 	var clen int64
-	forEachHeader(hdrs, func(k, v string) {
+	forEachHeader(hdrs, func(k, v []byte) {
 		switch {
-		case strings.EqualFold(k, "host"):
-			host = v
-		case strings.EqualFold(k, "content-length"):
-			clen, _ = strconv.ParseInt(v, 10, 64)
+		case bytes.EqualFold(k, []byte("host")):
+			host = string(v)
+		case bytes.EqualFold(k, []byte("content-length")):
+			clen, _ = parseInt(v)
 		}
 	})
 	hostOnly := host
@@ -262,37 +270,97 @@ func (e *Engine) httpRequest(f *flow, head []byte) int64 {
 		hostOnly = h
 	}
 	hostOnly = strings.TrimSuffix(strings.ToLower(hostOnly), ".")
-	if hostOnly == "" && method != "CONNECT" {
+	if hostOnly == "" && !connect {
 		hostOnly = e.pkt.dst.String()
 		host = hostOnly
 		if e.pkt.dport != 80 {
 			host += ":" + strconv.Itoa(int(e.pkt.dport))
 		}
 	}
-	if method == "CONNECT" {
+	if connect {
 		hostOnly, _, _ = strings.Cut(target, ":")
 	}
+	// The normalised URL is made only when something needs it: a URL
+	// list, an alert, or (later) a file alert on the response.
+	req := request{host: host, port: e.pkt.dport, target: target}
 	url := ""
-	if method != "CONNECT" {
-		if u, err := defs.URLFromRequest("http", withPort(host, e.pkt.dport), target); err == nil {
-			url = u
-		}
-	}
 	set := e.pkt.set
+	if !connect && set.HasURLs() {
+		url = req.url()
+	}
 	if m, ok := set.MatchURL(url); ok && url != "" {
 		e.detect(events.KindURL, m, url, hostOnly, "", "")
 	}
 	if m, ok := set.MatchDomain(hostOnly); ok && hostOnly != "" {
+		if !connect && url == "" {
+			url = req.url()
+		}
 		e.detect(events.KindDomain, m, url, hostOnly, "", "")
 	}
-	if len(f.reqs) < maxFlowRequests && method != "HEAD" && method != "CONNECT" {
-		p, _, _ := strings.Cut(target, "?")
-		f.reqs = append(f.reqs, request{url: url, path: p})
+	if len(f.reqs) < maxFlowRequests && !isHead && !connect {
+		req.path, _, _ = strings.Cut(target, "?")
+		f.reqs = append(f.reqs, req)
 	}
 	if clen < 0 {
 		clen = 0
 	}
 	return clen
+}
+
+// url is the request's normalised URL, or "" when it has none.
+func (r *request) url() string {
+	if r.target == "" && r.host == "" {
+		return ""
+	}
+	if u, err := defs.URLFromRequest("http", withPort(r.host, r.port), r.target); err == nil {
+		return u
+	}
+	return ""
+}
+
+// fieldsASCII is strings.Fields for a line of ASCII text (ok false when
+// the line is not ASCII), appending to out.
+func fieldsASCII(line []byte, out [][]byte) ([][]byte, bool) {
+	for i := 0; i < len(line); {
+		c := line[i]
+		if c >= 0x80 {
+			return out, false
+		}
+		if asciiSpace(c) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(line) && line[j] < 0x80 && !asciiSpace(line[j]) {
+			j++
+		}
+		if j < len(line) && line[j] >= 0x80 {
+			return out, false
+		}
+		out = append(out, line[i:j])
+		i = j
+	}
+	return out, true
+}
+
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+// parseInt is strconv.ParseInt(string(b), 10, 64) without the string for
+// the usual short run of digits.
+func parseInt(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return strconv.ParseInt(string(b), 10, 64)
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return strconv.ParseInt(string(b), 10, 64)
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
 }
 
 // withPort adds the server port to a Host header that has none, so a
@@ -307,7 +375,7 @@ func withPort(host string, port uint16) string {
 	return host + ":" + strconv.Itoa(int(port))
 }
 
-func forEachHeader(hdrs []byte, fn func(k, v string)) {
+func forEachHeader(hdrs []byte, fn func(k, v []byte)) {
 	for len(hdrs) > 0 {
 		var line []byte
 		line, hdrs, _ = bytes.Cut(hdrs, []byte("\r\n"))
@@ -315,7 +383,7 @@ func forEachHeader(hdrs []byte, fn func(k, v string)) {
 		if !ok {
 			continue
 		}
-		fn(string(bytes.TrimSpace(k)), string(bytes.TrimSpace(v)))
+		fn(bytes.TrimSpace(k), bytes.TrimSpace(v))
 	}
 }
 
@@ -420,9 +488,18 @@ func (r *httpResponseParser) feed(e *Engine, f *flow, b []byte, fin bool) (int, 
 // start reads a response head and prepares to hash its body.
 func (r *httpResponseParser) start(e *Engine, f *flow, head []byte) {
 	line, hdrs, _ := bytes.Cut(head, []byte("\r\n"))
-	parts := strings.Fields(string(line))
+	var pb [4][]byte
 	code := 0
-	if len(parts) >= 2 {
+	if parts, ok := fieldsASCII(line, pb[:0]); ok {
+		if len(parts) >= 2 {
+			n, err := parseInt(parts[1])
+			if err == nil && n == int64(int(n)) && parts[1][0] != '+' {
+				code = int(n)
+			} else {
+				code, _ = strconv.Atoi(string(parts[1]))
+			}
+		}
+	} else if parts := strings.Fields(string(line)); len(parts) >= 2 {
 		code, _ = strconv.Atoi(parts[1])
 	}
 	r.req = request{}
@@ -432,16 +509,16 @@ func (r *httpResponseParser) start(e *Engine, f *flow, head []byte) {
 	}
 	var clen int64 = -1
 	r.chunked, r.closeEnd, r.name, r.hashed, r.tooLong = false, false, "", 0, false
-	forEachHeader(hdrs, func(k, v string) {
+	forEachHeader(hdrs, func(k, v []byte) {
 		switch {
-		case strings.EqualFold(k, "content-length"):
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		case bytes.EqualFold(k, []byte("content-length")):
+			if n, err := parseInt(v); err == nil && n >= 0 {
 				clen = n
 			}
-		case strings.EqualFold(k, "transfer-encoding"):
-			r.chunked = strings.Contains(strings.ToLower(v), "chunked")
-		case strings.EqualFold(k, "content-disposition"):
-			if _, params, err := mime.ParseMediaType(v); err == nil && params["filename"] != "" {
+		case bytes.EqualFold(k, []byte("transfer-encoding")):
+			r.chunked = strings.Contains(strings.ToLower(string(v)), "chunked")
+		case bytes.EqualFold(k, []byte("content-disposition")):
+			if _, params, err := mime.ParseMediaType(string(v)); err == nil && params["filename"] != "" {
 				r.name = path.Base(strings.ReplaceAll(params["filename"], "\\", "/"))
 			}
 		}
@@ -498,7 +575,8 @@ func (r *httpResponseParser) finish(e *Engine) {
 	if m, ok := e.pkt.set.MatchHash(sum); ok {
 		// The response travels server→client; the alert names the
 		// client as destination, as the file went to it.
-		e.detect(events.KindFile, m, r.req.url, hostOf(r.req.url), r.name, hex.EncodeToString(sum[:]))
+		u := r.req.url()
+		e.detect(events.KindFile, m, u, hostOf(u), r.name, hex.EncodeToString(sum[:]))
 	}
 }
 

@@ -25,8 +25,10 @@ type flow struct {
 }
 
 type request struct {
-	url  string
-	path string
+	host   string // the Host header (or the server address)
+	port   uint16 // the server port
+	target string // the request target
+	path   string // target without the query
 }
 
 // segment is an out-of-order piece held until the gap before it fills.

@@ -87,16 +87,19 @@ func newPayload(typ string) (Payload, bool) {
 	if p, ok := newNotifyPayload(typ); ok {
 		return p, true
 	}
+	if p, ok := newAccountPayload(typ); ok {
+		return p, true
+	}
 	return nil, false
 }
 
 // KnownTypes lists every event type this build can decode.
 func KnownTypes() []string {
-	return []string{TypeCustomerRegistered, TypeDeviceRegistered, TypeDeviceAssigned,
+	return append([]string{TypeCustomerRegistered, TypeDeviceRegistered, TypeDeviceAssigned,
 		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived,
 		TypeDeviceActivated, TypeDeviceWentOffline, TypeDeviceCameOnline, TypeDeviceWentSilent,
 		TypeNotificationSettingsChanged, TypeFaultDeclared, TypeMaintenanceAnnounced, TypeNotificationRecorded,
-		TypeAlertsDropped}
+		TypeAlertsDropped}, accountTypes()...)
 }
 
 // Envelope is one event: the CloudEvents 1.0 attributes and the JSON payload.

@@ -1,8 +1,7 @@
-// Package portal is the HTTP front of mimamori for people. For now it
-// serves the platform status page and its JSON (how many customers,
-// appliances and alerts the projections hold, and how fresh they are),
-// beside /healthz, /readyz and /metrics. Customer accounts and dashboards
-// build on it. It shows only platform-wide totals, never one tenant's data.
+// Package portal is the HTTP front of mimamori for people: the platform
+// status page and its JSON (platform-wide totals only), /healthz, /readyz
+// and /metrics, and the login API of customer accounts under /api/v1
+// (sessions, second factors, password reset). Dashboards build on it.
 package portal
 
 import (
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mimamori/mimamori/analytics/migrate"
+	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/services/admin"
 )
 
@@ -37,21 +37,39 @@ type Deps struct {
 	Database string
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Accounts, when set, serves the login API; Sessions tunes it.
+	Accounts *accounts.Service
+	Sessions SessionConfig
 }
 
 // New returns the portal's handler. routes lists every route in one place.
 func New(d Deps) (http.Handler, error) {
-	if err := migrate.ValidDatabase(d.Database); err != nil {
-		return nil, err
+	if d.Conn != nil {
+		if err := migrate.ValidDatabase(d.Database); err != nil {
+			return nil, err
+		}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
+	// The source address of throttling is the peer, never a header.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
 	routes(r, d)
 	return r, nil
 }
 
 func routes(r *gin.Engine, d Deps) {
+	if d.Accounts != nil {
+		accountRoutes(r, d)
+	}
+	if d.Conn == nil {
+		return
+	}
 	adm := admin.Handler(d.Registry, map[string]admin.Check{"clickhouse": d.Conn.Ping})
 	r.GET("/healthz", gin.WrapH(adm))
 	r.GET("/readyz", gin.WrapH(adm))

@@ -34,6 +34,17 @@ var goTypes = map[string]any{
 	events.TypeMaintenanceAnnounced:        events.MaintenanceAnnounced{},
 	events.TypeNotificationRecorded:        events.NotificationRecorded{},
 	events.TypeAlertsDropped:               events.AlertsDropped{},
+
+	events.TypeAccountIssued:                 events.AccountIssued{},
+	events.TypeAccountRequested:              events.AccountRequested{},
+	events.TypeAccountPasswordChanged:        events.AccountPasswordChanged{},
+	events.TypeAccountLoginSucceeded:         events.AccountLoginSucceeded{},
+	events.TypeAccountLoginFailed:            events.AccountLoginFailed{},
+	events.TypeAccountLocked:                 events.AccountLocked{},
+	events.TypeAccountUnlocked:               events.AccountUnlocked{},
+	events.TypeAccountSecondFactorChanged:    events.AccountSecondFactorChanged{},
+	events.TypeAccountPasswordResetRequested: events.AccountPasswordResetRequested{},
+	events.TypeAccountLoggedOut:              events.AccountLoggedOut{},
 }
 
 func TestEveryTypeHasAMatchingSchema(t *testing.T) {

@@ -132,8 +132,12 @@ func (a *App) portal() error {
 		return err
 	}
 	a.p.Endpoints.Portal = "http://" + ln.Addr().String()
+	acc, err := a.accounts()
+	if err != nil {
+		return err
+	}
 	h, err := portal.New(portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
-		Logger: a.p.Log.With("service", "portal")})
+		Logger: a.p.Log.With("service", "portal"), Accounts: acc})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func commands() []command {
 		{"defs", "defs keygen [--out NAME] | defs build --domains F --ips F --urls F --hashes F --key K --out BUNDLE [--version N] | defs inspect [--pub KEY] BUNDLE | defs publish --pub KEY BUNDLE", "make, sign, check and publish appliance definition bundles", cmdDefs},
 		{"agent", "agent (--read FILE… [--speed fast|recorded] | --interface IF) --zone lan=CIDR,… --defs-pub KEY [--defs BUNDLE] (--out FILE|- | --cloud URL --credential-file F --queue-dir DIR [--ca-file F])", "the appliance agent: inspect traffic, write alerts as JSON lines or send them to the cloud", cmdAgent},
 		{"notice", "notice fault --level A|B|Z --summary S [--customers C,…|*] [--details D] | notice maintenance --starts T --ends T --summary S [--customers …] [--force]", "publish a fault notice or a planned maintenance announcement; customers are mailed", cmdNotice},
+		{"account", "account request --customer C [--role customer_admin|operator] | account unlock --customer C --account A | account list [--customer C]", "ask for one more portal account (credentials go to the customer's mail), lift a lock, or list accounts (no secrets)", cmdAccount},
 		{"notify", "notify settings --customer C [--severities 3,2] [--language ja|en] [--webhook-url U] [--secret-version N]", "set a customer's notification settings (prints the webhook secret)", cmdNotify},
 		{"version", "version", "print the version", func(_ context.Context, e *env, _ []string) error { fmt.Fprintln(e.out, Version); return nil }},
 	}

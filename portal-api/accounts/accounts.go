@@ -1,0 +1,523 @@
+// Package accounts is the write side of portal accounts (R-30 to R-33):
+// temporary credentials issued at registration, the forced first change,
+// argon2id passwords against a breached list, TOTP and SMS second factors,
+// recovery codes, throttling and hard locks, password reset by mail. Its
+// state is rebuilt from the accounts topic; every command of a customer is
+// serialised through this process, the single owner of that customer.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/ksuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/eventlog"
+)
+
+// Source is the CloudEvents source of the events this package writes.
+const Source = "mimamori/accounts"
+
+// Errors a caller maps to responses. ErrInvalidCredentials is the same for
+// an unknown user, a wrong password, a spent or expired temporary password
+// and a locked account, so that none of them can be told apart.
+var (
+	ErrInvalidCredentials = errors.New("invalid user ID or password")
+	ErrThrottled          = errors.New("too many attempts; wait and try again")
+	ErrInvalidCode        = errors.New("invalid or expired code")
+	ErrPasswordTooShort   = fmt.Errorf("password shorter than %d characters", MinPasswordLen)
+	ErrPasswordTooLong    = fmt.Errorf("password longer than %d characters", MaxPasswordLen)
+	ErrPasswordBreached   = errors.New("password is on the list of common breached passwords")
+	ErrLoginIDInvalid     = errors.New("user ID must be 4 to 64 characters: letters, digits, . _ - @")
+	ErrLoginIDTaken       = errors.New("user ID is already taken")
+	ErrWrongStage         = errors.New("not allowed at this step of the login")
+	ErrPhoneInvalid       = errors.New("phone number must be in international form, like +819012345678")
+	ErrInvalidToken       = errors.New("invalid or expired reset link")
+)
+
+// Stages of a login. Only StageActive grants access to the portal.
+const (
+	StageChangeCredentials = "change_credentials"
+	StageChooseFactor      = "choose_second_factor"
+	StageSecondFactor      = "second_factor"
+	StageActive            = "active"
+)
+
+// Mailer sends one text mail (notifier.Mailer).
+type Mailer interface {
+	Send(ctx context.Context, to, id, subject, body string, date time.Time) error
+}
+
+// Publisher writes events and returns once Kafka acknowledged them.
+type Publisher interface {
+	Publish(ctx context.Context, envs ...events.Envelope) error
+}
+
+// Config tunes the rules; zero values take the defaults.
+type Config struct {
+	TempPasswordTTL time.Duration // 72 h
+	LockAfter       int           // consecutive failures that lock an account: 10
+	FreeFailures    int           // failures per login ID before delays start: 3
+	IPFreeFailures  int           // failures per source address before delays start: 20
+	ThrottleBase    time.Duration // first delay: 1 s, doubling
+	SMSCodeTTL      time.Duration // 5 min
+	ResetTTL        time.Duration // 1 h
+	PortalURL       string        // base of links in mail
+	Issuer          string        // TOTP issuer shown in authenticator apps
+	Now             func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.TempPasswordTTL <= 0 {
+		c.TempPasswordTTL = 72 * time.Hour
+	}
+	if c.LockAfter <= 0 {
+		c.LockAfter = 10
+	}
+	if c.FreeFailures <= 0 {
+		c.FreeFailures = 3
+	}
+	if c.IPFreeFailures <= 0 {
+		c.IPFreeFailures = 20
+	}
+	if c.ThrottleBase <= 0 {
+		c.ThrottleBase = time.Second
+	}
+	if c.SMSCodeTTL <= 0 {
+		c.SMSCodeTTL = 5 * time.Minute
+	}
+	if c.ResetTTL <= 0 {
+		c.ResetTTL = time.Hour
+	}
+	if c.Issuer == "" {
+		c.Issuer = "mimamori"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service owns the accounts of every customer this process serves.
+type Service struct {
+	cfg      Config
+	pub      Publisher
+	mail     Mailer
+	sms      SMSSender
+	seal     *sealer
+	state    *State
+	tail     *eventlog.Tail
+	log      *slog.Logger
+	breached map[string]bool
+	dummy    string
+	idLim    *limiter
+	ipLim    *limiter
+
+	mu      sync.Mutex
+	owners  map[string]*sync.Mutex // one per customer: commands never race
+	loginMu sync.Mutex             // login IDs are unique across customers
+	smsMu   sync.Mutex
+	smsCode map[string]smsChallenge // account ID → pending code
+	kick    chan struct{}
+	ready   chan struct{}
+}
+
+type smsChallenge struct {
+	purpose  string // "enrol" or "login"
+	phone    string
+	codeHash string
+	expires  time.Time
+	tries    int
+}
+
+// New builds the service over the accounts topic. key seals TOTP secrets
+// and phone numbers (LoadOrCreateKey).
+func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSender, key []byte, logger *slog.Logger, extra ...kgo.Opt) (*Service, error) {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if pub == nil || mail == nil || sms == nil {
+		return nil, errors.New("accounts: publisher, mailer and SMS sender are required")
+	}
+	sl, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicAccounts)}, logger, extra...)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: NewState(), tail: tail, log: logger,
+		breached: loadBreached(), dummy: hashPassword(randomText(24)),
+		idLim:  newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		ipLim:  newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		owners: map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
+		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+}
+
+// State is the accounts as read so far.
+func (s *Service) State() *State { return s.state }
+
+// Ready is closed once the state has caught up with the log at start.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Run follows the accounts topic and issues the accounts that registrations
+// and operator requests call for, until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		done <- s.tail.Run(ctx, func(r *kgo.Record, e events.Envelope) {
+			if err := s.state.Apply(e); err != nil {
+				s.log.Warn("accounts event skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
+				return
+			}
+			if e.Type == events.TypeAccountUnlocked {
+				s.forgetDelays(e)
+			}
+			if e.Type == events.TypeCustomerRegistered || e.Type == events.TypeAccountRequested {
+				select {
+				case s.kick <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}()
+	// Nothing is issued before the whole log is read: a restarted owner must
+	// not issue a second first account.
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := s.tail.WaitCaughtUp(wctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return <-done
+		}
+		s.log.Warn("accounts: catching up with the log", "err", err)
+	}
+	close(s.ready)
+	tick := time.NewTicker(30 * time.Second) // retries issues that failed
+	defer tick.Stop()
+	for {
+		s.issuePending(ctx)
+		select {
+		case <-ctx.Done():
+			return <-done
+		case <-s.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// forgetDelays clears the throttling delay of an account an operator
+// unlocked, so its user can log in at once.
+func (s *Service) forgetDelays(e events.Envelope) {
+	p, err := events.Decode(e)
+	if err != nil {
+		return
+	}
+	if u, ok := p.(*events.AccountUnlocked); ok {
+		if a, ok := s.state.Account(u.AccountID); ok {
+			s.idLim.reset("id:" + strings.ToLower(a.LoginID))
+		}
+	}
+}
+
+func (s *Service) owner(customerID string) func() {
+	s.mu.Lock()
+	m := s.owners[customerID]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.owners[customerID] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// publish writes the events and applies them to the state at once, so the
+// next command of the customer sees them (the tail's copy is ignored).
+func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
+	now := s.cfg.Now()
+	envs := make([]events.Envelope, 0, len(ps))
+	for _, p := range ps {
+		e, err := events.New(Source, p, now)
+		if err != nil {
+			return err
+		}
+		envs = append(envs, e)
+	}
+	if err := s.pub.Publish(ctx, envs...); err != nil {
+		return fmt.Errorf("accounts: publish: %w", err)
+	}
+	for _, e := range envs {
+		if err := s.state.Apply(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) issuePending(ctx context.Context) {
+	custs, reqs := s.state.pending()
+	for _, c := range custs {
+		if err := s.issue(ctx, c, events.RoleCustomerAdmin, "registration", ""); err != nil {
+			s.log.Error("issue first account failed", "customer", c, "err", err)
+		}
+	}
+	for _, r := range reqs {
+		if err := s.issue(ctx, r.CustomerID, r.Role, "request", r.RequestID); err != nil {
+			s.log.Error("issue requested account failed", "customer", r.CustomerID, "request", r.RequestID, "err", err)
+		}
+	}
+}
+
+// issue creates an account with a temporary ID and password and mails them
+// to the customer's registered address. The event is written first: a
+// crash before the mail leaves an account an operator can re-request,
+// never a mailed password that does not work.
+func (s *Service) issue(ctx context.Context, customerID, role, reason, requestID string) error {
+	defer s.owner(customerID)()
+	c, ok := s.state.customer(customerID)
+	if !ok {
+		return fmt.Errorf("unknown customer %s", customerID)
+	}
+	if reason == "registration" && c.firstIssued {
+		return nil
+	}
+	if requestID != "" {
+		if _, still := s.pendingRequest(requestID); !still {
+			return nil
+		}
+	}
+	now := s.cfg.Now()
+	loginID := "t" + randomText(9)
+	password := randomText(16)
+	ev := &events.AccountIssued{CustomerID: customerID, AccountID: "ac_" + ksuid.New().String(), LoginID: loginID,
+		Role: role, PasswordHash: hashPassword(password), ExpiresAt: now.Add(s.cfg.TempPasswordTTL).UTC(),
+		Reason: reason, RequestID: requestID, IssuedAt: now.UTC()}
+	if err := s.publish(ctx, ev); err != nil {
+		return err
+	}
+	subject, body := tempCredentialsMail(c.name, loginID, password, s.cfg.PortalURL, ev.ExpiresAt)
+	if err := s.mail.Send(ctx, c.email, "acct-"+ev.AccountID, subject, body, now); err != nil {
+		return fmt.Errorf("mail temporary credentials of %s: %w", ev.AccountID, err)
+	}
+	s.log.Info("account issued", "customer", customerID, "account", ev.AccountID, "reason", reason)
+	return nil
+}
+
+func (s *Service) pendingRequest(id string) (events.AccountRequested, bool) {
+	s.state.mu.RLock()
+	defer s.state.mu.RUnlock()
+	r, ok := s.state.requests[id]
+	if !ok {
+		return events.AccountRequested{}, false
+	}
+	return *r, true
+}
+
+// Principal is who a login step authenticated, and how far.
+type Principal struct {
+	AccountID  string `json:"account_id"`
+	CustomerID string `json:"customer_id"`
+	LoginID    string `json:"login_id"`
+	Role       string `json:"role"`
+	Stage      string `json:"stage"`
+	Factor     string `json:"second_factor"`
+}
+
+func principal(a Account, stage string) Principal {
+	return Principal{AccountID: a.ID, CustomerID: a.CustomerID, LoginID: a.LoginID, Role: a.Role, Stage: stage, Factor: a.Factor}
+}
+
+func stageAfterPassword(a Account) string {
+	switch {
+	case a.Temporary:
+		return StageChangeCredentials
+	case a.Factor == "":
+		return StageChooseFactor
+	case a.Factor == events.FactorNone:
+		return StageActive
+	}
+	return StageSecondFactor
+}
+
+// Login checks a user ID and password from a source address. An unknown
+// user costs the same argon2 work as a known one.
+func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Principal, error) {
+	now := s.cfg.Now()
+	idKey, ipKey := "id:"+strings.ToLower(loginID), "ip:"+ip
+	if !s.ipLim.allowed(ipKey, now) || !s.idLim.allowed(idKey, now) {
+		return Principal{}, ErrThrottled
+	}
+	fail := func() {
+		s.idLim.fail(idKey, now)
+		s.ipLim.fail(ipKey, now)
+	}
+	found, ok := s.state.ByLogin(loginID)
+	if !ok {
+		verifyPassword(s.dummy, password)
+		fail()
+		return Principal{}, ErrInvalidCredentials
+	}
+	defer s.owner(found.CustomerID)()
+	a, _ := s.state.Account(found.ID)
+	good := verifyPassword(a.PasswordHash, password)
+	if a.Locked {
+		fail()
+		return Principal{}, ErrInvalidCredentials
+	}
+	reason := "wrong_password"
+	if good && a.Temporary && a.TempUsed {
+		good, reason = false, "temporary_password_used"
+	}
+	if good && a.Temporary && now.After(a.TempExpires) {
+		good, reason = false, "temporary_password_expired"
+	}
+	if !good {
+		fail()
+		return Principal{}, s.failed(ctx, a, ip, "password", reason)
+	}
+	method := "password"
+	if a.Temporary {
+		method = "temporary_password"
+	}
+	if err := s.publish(ctx, &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+		Step: "password", Method: method, SucceededAt: now.UTC()}); err != nil {
+		return Principal{}, err
+	}
+	s.idLim.reset(idKey)
+	a, _ = s.state.Account(a.ID)
+	return principal(a, stageAfterPassword(a)), nil
+}
+
+// failed records a failure and, at the limit, the hard lock. The caller
+// holds the customer's owner lock.
+func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string) error {
+	now := s.cfg.Now().UTC()
+	n := a.Failures + 1
+	ps := []events.Payload{&events.AccountLoginFailed{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+		Step: step, Reason: reason, Failures: n, FailedAt: now}}
+	if n >= s.cfg.LockAfter {
+		ps = append(ps, &events.AccountLocked{CustomerID: a.CustomerID, AccountID: a.ID, Failures: n, LockedAt: now})
+	}
+	if err := s.publish(ctx, ps...); err != nil {
+		return err
+	}
+	if step == "second_factor" {
+		return ErrInvalidCode
+	}
+	return ErrInvalidCredentials
+}
+
+var loginIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{4,64}$`)
+
+// ChangeCredentials is the only thing a first login may do: choose the
+// customer's own user ID and a new password (R-31).
+func (s *Service) ChangeCredentials(ctx context.Context, p Principal, loginID, password string) (Principal, error) {
+	if !loginIDPattern.MatchString(loginID) {
+		return p, ErrLoginIDInvalid
+	}
+	if err := s.checkPassword(password, loginID); err != nil {
+		return p, err
+	}
+	defer s.owner(p.CustomerID)()
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || !a.Temporary || a.Locked {
+		return p, ErrWrongStage
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	if other, taken := s.state.ByLogin(loginID); taken && other.ID != a.ID {
+		return p, ErrLoginIDTaken
+	}
+	if strings.HasPrefix(loginID, "t") && len(loginID) == 10 && strings.EqualFold(loginID, a.LoginID) {
+		return p, ErrLoginIDInvalid // the temporary ID is not a choice
+	}
+	if err := s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: loginID,
+		PasswordHash: hashPassword(password), Reason: "first_login", ChangedAt: s.cfg.Now().UTC()}); err != nil {
+		return p, err
+	}
+	a, _ = s.state.Account(a.ID)
+	return principal(a, StageChooseFactor), nil
+}
+
+// Logout records the end of a session.
+func (s *Service) Logout(ctx context.Context, p Principal) error {
+	return s.publish(ctx, &events.AccountLoggedOut{CustomerID: p.CustomerID, AccountID: p.AccountID, LoggedOutAt: s.cfg.Now().UTC()})
+}
+
+// RequestReset mails a single-use reset link to the customer's registered
+// address. It answers the same whether the user exists or not.
+func (s *Service) RequestReset(ctx context.Context, loginID string) error {
+	a, ok := s.state.ByLogin(loginID)
+	if !ok {
+		return nil
+	}
+	defer s.owner(a.CustomerID)()
+	c, ok := s.state.customer(a.CustomerID)
+	if !ok {
+		return nil
+	}
+	now := s.cfg.Now()
+	token := randomText(32)
+	exp := now.Add(s.cfg.ResetTTL).UTC()
+	if err := s.publish(ctx, &events.AccountPasswordResetRequested{CustomerID: a.CustomerID, AccountID: a.ID,
+		TokenHash: sha256Hex(token), ExpiresAt: exp, RequestedAt: now.UTC()}); err != nil {
+		return err
+	}
+	subject, body := resetMail(a.LoginID, s.cfg.PortalURL+"/reset?token="+token, exp)
+	return s.mail.Send(ctx, c.email, "reset-"+ksuid.New().String(), subject, body, now)
+}
+
+// ConfirmReset sets a new password with a reset token, once.
+func (s *Service) ConfirmReset(ctx context.Context, token, password string) error {
+	h := sha256Hex(token)
+	r, ok := s.state.reset(h)
+	if !ok {
+		return ErrInvalidToken
+	}
+	defer s.owner(r.customerID)()
+	r, ok = s.state.reset(h)
+	if !ok || s.cfg.Now().After(r.expires) {
+		return ErrInvalidToken
+	}
+	a, _ := s.state.Account(r.accountID)
+	if err := s.checkPassword(password, a.LoginID); err != nil {
+		return err
+	}
+	return s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+		PasswordHash: hashPassword(password), Reason: "reset", ResetTokenHash: h, ChangedAt: s.cfg.Now().UTC()})
+}
+
+// RequestAccount asks the owner of a customer for one more account (the
+// operator's command, R-30). The credentials go to the customer's mail.
+func RequestAccount(ctx context.Context, pub Publisher, customerID, role, by string, now time.Time) (string, error) {
+	id := "rq_" + ksuid.New().String()
+	e, err := events.New(Source, &events.AccountRequested{CustomerID: customerID, RequestID: id, Role: role,
+		RequestedBy: by, RequestedAt: now.UTC()}, now)
+	if err != nil {
+		return "", err
+	}
+	return id, pub.Publish(ctx, e)
+}
+
+// Unlock lifts a hard lock (the operator's command).
+func Unlock(ctx context.Context, pub Publisher, customerID, accountID, by string, now time.Time) error {
+	e, err := events.New(Source, &events.AccountUnlocked{CustomerID: customerID, AccountID: accountID,
+		UnlockedBy: by, UnlockedAt: now.UTC()}, now)
+	if err != nil {
+		return err
+	}
+	return pub.Publish(ctx, e)
+}

@@ -1,0 +1,290 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/mimamori/mimamori/events"
+)
+
+// TOTP parameters (RFC 6238 as authenticator apps expect them).
+const (
+	totpPeriod = 30
+	totpSkew   = 1 // one step of clock drift either way
+)
+
+var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+
+// TOTPEnrolment is what the user needs to add the account to an app. The
+// secret stays in the server-side session until confirmed.
+type TOTPEnrolment struct {
+	Secret string `json:"secret"`
+	URL    string `json:"otpauth_url"`
+	QRPNG  string `json:"qr_png"` // base64 PNG of URL
+}
+
+// BeginTOTP makes a new TOTP secret for an account.
+func (s *Service) BeginTOTP(p Principal) (TOTPEnrolment, error) {
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.Issuer, AccountName: p.LoginID, Period: totpPeriod})
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	png, err := qrcode.Encode(key.URL(), qrcode.Medium, 256)
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	return TOTPEnrolment{Secret: key.Secret(), URL: key.URL(), QRPNG: base64.StdEncoding.EncodeToString(png)}, nil
+}
+
+// totpStep returns the time step a code matches, within one step of drift
+// and after the last step accepted, or 0.
+func totpStep(secret, code string, now time.Time, last int64) int64 {
+	cur := now.Unix() / totpPeriod
+	for d := int64(-totpSkew); d <= totpSkew; d++ {
+		step := cur + d
+		if step <= last {
+			continue
+		}
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step
+		}
+	}
+	return 0
+}
+
+// ConfirmTOTP enrols the secret when code matches it, and returns the
+// recovery codes (shown once).
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string) ([]string, error) {
+	defer s.owner(p.CustomerID)()
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Temporary || a.Locked {
+		return nil, ErrWrongStage
+	}
+	step := totpStep(secret, strings.TrimSpace(code), s.cfg.Now(), a.LastTOTPStep)
+	if step == 0 {
+		return nil, ErrInvalidCode
+	}
+	codes, hashes := recoveryCodes()
+	now := s.cfg.Now().UTC()
+	err := s.publish(ctx,
+		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorTOTP,
+			TOTPSecretSealed: s.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
+		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",
+			Method: events.FactorTOTP, TOTPStep: step, SucceededAt: now})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+var phonePattern = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+
+// BeginSMS sends a code to phone to verify it for enrolment.
+func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string) error {
+	phone = strings.ReplaceAll(strings.ReplaceAll(phone, "-", ""), " ", "")
+	if !phonePattern.MatchString(phone) {
+		return ErrPhoneInvalid
+	}
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Temporary || a.Locked {
+		return ErrWrongStage
+	}
+	return s.sendCode(ctx, a.ID, "enrol", phone)
+}
+
+// SendLoginSMS sends a login code to the enrolled number.
+func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Factor != events.FactorSMS || a.Locked {
+		return ErrWrongStage
+	}
+	phone, err := s.seal.open(a.PhoneSealed, a.CustomerID, a.ID)
+	if err != nil {
+		return err
+	}
+	return s.sendCode(ctx, a.ID, "login", phone)
+}
+
+func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string) error {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return err
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	s.smsMu.Lock()
+	s.smsCode[accountID] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
+		expires: s.cfg.Now().Add(s.cfg.SMSCodeTTL)}
+	s.smsMu.Unlock()
+	body := fmt.Sprintf("みまもり 確認コード: %s (%d分間有効)\nmimamori verification code: %s (valid %d min)",
+		code, int(s.cfg.SMSCodeTTL.Minutes()), code, int(s.cfg.SMSCodeTTL.Minutes()))
+	return s.sms.SendSMS(ctx, phone, body)
+}
+
+// takeCode checks an SMS code; a right code is spent, and so is the
+// challenge after five wrong ones.
+func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
+	s.smsMu.Lock()
+	defer s.smsMu.Unlock()
+	c, ok := s.smsCode[accountID]
+	if !ok || c.purpose != purpose {
+		return "", false
+	}
+	if s.cfg.Now().After(c.expires) {
+		delete(s.smsCode, accountID)
+		return "", false
+	}
+	if subtle.ConstantTimeCompare([]byte(sha256Hex(accountID+"|"+strings.TrimSpace(code))), []byte(c.codeHash)) != 1 {
+		c.tries++
+		if c.tries >= 5 {
+			delete(s.smsCode, accountID)
+		} else {
+			s.smsCode[accountID] = c
+		}
+		return "", false
+	}
+	delete(s.smsCode, accountID)
+	return c.phone, true
+}
+
+// ConfirmSMS enrols the phone number the code was sent to.
+func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string) ([]string, error) {
+	defer s.owner(p.CustomerID)()
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Temporary || a.Locked {
+		return nil, ErrWrongStage
+	}
+	phone, ok := s.takeCode(a.ID, "enrol", code)
+	if !ok {
+		return nil, ErrInvalidCode
+	}
+	codes, hashes := recoveryCodes()
+	now := s.cfg.Now().UTC()
+	err := s.publish(ctx,
+		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorSMS,
+			PhoneSealed: s.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
+		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",
+			Method: events.FactorSMS, SucceededAt: now})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// DeclineSecondFactor records the customer's choice not to use 2-step
+// verification (R-32 makes it a choice), allowed only at the first choice.
+func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) error {
+	defer s.owner(p.CustomerID)()
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Temporary || a.Factor != "" {
+		return ErrWrongStage
+	}
+	return s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
+}
+
+// VerifySecondFactor checks a TOTP code, an SMS login code or a recovery
+// code. Failures count towards the lock like wrong passwords.
+func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip string) (Principal, error) {
+	defer s.owner(p.CustomerID)()
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || (a.Factor != events.FactorTOTP && a.Factor != events.FactorSMS) {
+		return p, ErrWrongStage
+	}
+	if a.Locked {
+		return p, ErrInvalidCode
+	}
+	code = strings.TrimSpace(code)
+	now := s.cfg.Now().UTC()
+	ok = false
+	ev := &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
+		Method: a.Factor, SucceededAt: now}
+	if h := sha256Hex(strings.ToLower(code)); strings.Contains(code, "-") {
+		for _, r := range a.RecoveryHashes {
+			if subtle.ConstantTimeCompare([]byte(r), []byte(h)) == 1 {
+				ok, ev.Method, ev.RecoveryCodeHash = true, "recovery_code", h
+			}
+		}
+	} else if a.Factor == events.FactorTOTP {
+		secret, err := s.seal.open(a.TOTPSealed, a.CustomerID, a.ID)
+		if err != nil {
+			return p, err
+		}
+		if step := totpStep(secret, code, now, a.LastTOTPStep); step != 0 {
+			ok, ev.TOTPStep = true, step
+		}
+	} else {
+		_, ok = s.takeCode(a.ID, "login", code)
+	}
+	if !ok {
+		return p, s.failed(ctx, a, ip, "second_factor", "wrong_code")
+	}
+	if err := s.publish(ctx, ev); err != nil {
+		return p, err
+	}
+	a, _ = s.state.Account(a.ID)
+	return principal(a, StageActive), nil
+}
+
+// recoveryCodes returns ten fresh codes and their SHA-256 hashes joined by
+// commas. The codes carry 50 bits each, so a plain hash is enough.
+func recoveryCodes() ([]string, string) {
+	var codes, hashes []string
+	for range 10 {
+		c := randomText(5) + "-" + randomText(5)
+		codes = append(codes, c)
+		hashes = append(hashes, sha256Hex(c))
+	}
+	return codes, strings.Join(hashes, ",")
+}
+
+func tempCredentialsMail(company, loginID, password, portal string, expires time.Time) (string, string) {
+	jst := time.FixedZone("JST", 9*3600)
+	subject := "【みまもり】ポータルの仮ID・仮パスワードのお知らせ / Your temporary portal credentials"
+	body := fmt.Sprintf(`%s ご担当者様
+
+みまもりポータルの仮ID と仮パスワードをお知らせします。
+初回ログイン時に、お客様ご自身の ID と新しいパスワードを登録してください。
+仮パスワードは一度だけ使用でき、%s まで有効です。
+
+  ポータル:     %s
+  仮ID:         %s
+  仮パスワード: %s
+
+-- English --
+Your temporary user ID and password for the mimamori portal. At the first
+login you choose your own user ID and a new password. The temporary password
+works once and expires at %s.
+
+  Portal:              %s
+  Temporary user ID:   %s
+  Temporary password:  %s
+`, company, expires.In(jst).Format("2006-01-02 15:04 MST"), portal, loginID, password,
+		expires.Format(time.RFC3339), portal, loginID, password)
+	return subject, body
+}
+
+func resetMail(loginID, link string, expires time.Time) (string, string) {
+	subject := "【みまもり】パスワード再設定のご案内 / Password reset"
+	body := fmt.Sprintf(`ユーザーID %s のパスワード再設定が依頼されました。
+次のリンクから新しいパスワードを設定してください（一度だけ有効、%s まで）。
+心当たりがない場合は、このメールを破棄してください。
+
+A password reset was requested for user ID %s. Set a new password with the
+link below (works once, until %s). If you did not ask for it, ignore this mail.
+
+%s
+`, loginID, expires.Format(time.RFC3339), loginID, expires.Format(time.RFC3339), link)
+	return subject, body
+}

@@ -1,0 +1,186 @@
+package accounts
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Password length limits (R-31 and the issue): no composition rules.
+const (
+	MinPasswordLen = 12
+	MaxPasswordLen = 256
+)
+
+// argon2id parameters: the OWASP minimum (19 MiB, 2 passes, 1 lane).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+//go:embed breached.txt
+var breachedList []byte
+
+func loadBreached() map[string]bool {
+	m := make(map[string]bool, 4000)
+	sc := bufio.NewScanner(bytes.NewReader(breachedList))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		m[strings.ToLower(l)] = true
+	}
+	return m
+}
+
+// checkPassword applies the policy: length in characters, and not on the
+// bundled list of common breached passwords (compared case-insensitively).
+func (s *Service) checkPassword(pw, loginID string) error {
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case n < MinPasswordLen:
+		return ErrPasswordTooShort
+	case n > MaxPasswordLen:
+		return ErrPasswordTooLong
+	case s.breached[strings.ToLower(pw)], strings.EqualFold(pw, loginID):
+		return ErrPasswordBreached
+	}
+	return nil
+}
+
+// hashPassword returns an argon2id hash in the PHC string format.
+func hashPassword(pw string) string {
+	salt := randomBytes(16)
+	k := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		enc.EncodeToString(salt), enc.EncodeToString(k))
+}
+
+// verifyPassword checks pw against a PHC argon2id hash in constant time.
+func verifyPassword(hash, pw string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false
+	}
+	enc := base64.RawStdEncoding
+	salt, err1 := enc.DecodeString(parts[4])
+	want, err2 := enc.DecodeString(parts[5])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return b
+}
+
+var lowerB32 = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
+
+// randomText is n characters from an alphabet without look-alikes (no l,
+// o, 0, 1), easy to type from a mail.
+func randomText(n int) string { return lowerB32.EncodeToString(randomBytes(n))[:n] }
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// sealer encrypts secrets that must be recoverable (TOTP secrets, phone
+// numbers) with AES-256-GCM under a key kept outside the log. The
+// customer and account IDs are bound as associated data, so a sealed value
+// cannot be moved to another account.
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer(key []byte) (*sealer, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("accounts: sealing key must be 32 bytes, got %d", len(key))
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: g}, nil
+}
+
+func (s *sealer) seal(plain, customerID, accountID string) string {
+	nonce := randomBytes(s.aead.NonceSize())
+	ct := s.aead.Seal(nonce, nonce, []byte(plain), []byte(customerID+"|"+accountID))
+	return base64.RawURLEncoding.EncodeToString(ct)
+}
+
+func (s *sealer) open(sealed, customerID, accountID string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil || len(raw) < s.aead.NonceSize() {
+		return "", errors.New("sealed value is malformed")
+	}
+	n := s.aead.NonceSize()
+	pt, err := s.aead.Open(nil, raw[:n], raw[n:], []byte(customerID+"|"+accountID))
+	if err != nil {
+		return "", errors.New("sealed value does not open with this key")
+	}
+	return string(pt), nil
+}
+
+// LoadOrCreateKey returns the 32-byte sealing key kept (hex) in path,
+// creating a random one (mode 0600) the first time. Losing it makes the
+// enrolled TOTP secrets and phone numbers unreadable: customers then
+// re-enrol after a password reset.
+func LoadOrCreateKey(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		k, derr := hex.DecodeString(strings.TrimSpace(string(raw)))
+		if derr != nil || len(k) != 32 {
+			return nil, fmt.Errorf("accounts key %s: not a 32-byte hex key", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("accounts key: %w", err)
+	}
+	k := randomBytes(32)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("accounts key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("accounts key: %w", err)
+	}
+	return k, nil
+}
+
+// KeyFile is where the embedded default keeps the sealing key.
+func KeyFile(dataDir string) string { return filepath.Join(dataDir, "accounts", "seal.key") }

@@ -1,0 +1,253 @@
+package accounts
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mimamori/mimamori/events"
+)
+
+// Account is the state of one account as rebuilt from the log. It holds
+// hashes and sealed values only.
+type Account struct {
+	ID, CustomerID, LoginID, Role string
+	PasswordHash                  string
+	Temporary                     bool // still on the temporary ID and password
+	TempExpires                   time.Time
+	TempUsed                      bool
+	Factor                        string // "" until chosen
+	TOTPSealed, PhoneSealed       string
+	RecoveryHashes                []string
+	LastTOTPStep                  int64
+	Failures                      int
+	Locked                        bool
+}
+
+type customer struct {
+	id, name, email string
+	firstIssued     bool
+}
+
+type resetToken struct {
+	accountID, customerID string
+	expires               time.Time
+}
+
+// State is every customer's accounts, rebuilt by applying the accounts
+// topic in order. Applying an event twice (the owner applies its own
+// events at once, the tail delivers them again) changes nothing.
+type State struct {
+	mu        sync.RWMutex
+	seen      map[string]bool
+	customers map[string]*customer
+	accounts  map[string]*Account
+	byLogin   map[string]string // lower-case login ID → account ID
+	requests  map[string]*events.AccountRequested
+	fulfilled map[string]bool // request IDs already issued
+	resets    map[string]resetToken
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
+		byLogin: map[string]string{}, requests: map[string]*events.AccountRequested{}, fulfilled: map[string]bool{},
+		resets: map[string]resetToken{}}
+}
+
+// Apply folds one event into the state. Events of other types are ignored.
+func (s *State) Apply(e events.Envelope) error {
+	p, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[e.ID] {
+		return nil
+	}
+	s.seen[e.ID] = true
+	switch v := p.(type) {
+	case *events.CustomerRegistered:
+		if s.customers[v.CustomerID] == nil {
+			s.customers[v.CustomerID] = &customer{id: v.CustomerID}
+		}
+		c := s.customers[v.CustomerID]
+		c.name, c.email = v.Name, v.Email
+	case *events.AccountRequested:
+		if !s.fulfilled[v.RequestID] {
+			s.requests[v.RequestID] = v
+		}
+	case *events.AccountIssued:
+		s.accounts[v.AccountID] = &Account{ID: v.AccountID, CustomerID: v.CustomerID, LoginID: v.LoginID, Role: v.Role,
+			PasswordHash: v.PasswordHash, Temporary: true, TempExpires: v.ExpiresAt}
+		s.byLogin[strings.ToLower(v.LoginID)] = v.AccountID
+		if c := s.customers[v.CustomerID]; c != nil && v.Reason == "registration" {
+			c.firstIssued = true
+		}
+		if v.RequestID != "" {
+			s.fulfilled[v.RequestID] = true
+			delete(s.requests, v.RequestID)
+		}
+	}
+	a := s.accountOf(p)
+	if a == nil {
+		return nil
+	}
+	switch v := p.(type) {
+	case *events.AccountPasswordChanged:
+		delete(s.byLogin, strings.ToLower(a.LoginID))
+		a.LoginID = v.LoginID
+		s.byLogin[strings.ToLower(v.LoginID)] = a.ID
+		a.PasswordHash, a.Temporary = v.PasswordHash, false
+		if v.ResetTokenHash != "" {
+			delete(s.resets, v.ResetTokenHash)
+		}
+	case *events.AccountLoginSucceeded:
+		if v.Method == "temporary_password" {
+			a.TempUsed = true
+		}
+		if v.TOTPStep > a.LastTOTPStep {
+			a.LastTOTPStep = v.TOTPStep
+		}
+		if v.RecoveryCodeHash != "" {
+			a.RecoveryHashes = remove(a.RecoveryHashes, v.RecoveryCodeHash)
+		}
+		// A passed password does not clear the failures of an account
+		// with a second factor: guessing codes must still end in a lock.
+		if v.Step == "second_factor" || a.Factor == "" || a.Factor == events.FactorNone {
+			a.Failures = 0
+		}
+	case *events.AccountLoginFailed:
+		a.Failures = v.Failures
+	case *events.AccountLocked:
+		a.Locked = true
+	case *events.AccountUnlocked:
+		a.Locked, a.Failures = false, 0
+	case *events.AccountSecondFactorChanged:
+		a.Factor, a.TOTPSealed, a.PhoneSealed = v.Method, v.TOTPSecretSealed, v.PhoneSealed
+		a.RecoveryHashes = nil
+		if v.RecoveryCodeHashes != "" {
+			a.RecoveryHashes = strings.Split(v.RecoveryCodeHashes, ",")
+		}
+	case *events.AccountPasswordResetRequested:
+		s.resets[v.TokenHash] = resetToken{accountID: a.ID, customerID: a.CustomerID, expires: v.ExpiresAt}
+	}
+	return nil
+}
+
+// accountOf returns the account an account event is about, or nil.
+func (s *State) accountOf(p events.Payload) *Account {
+	var id string
+	switch v := p.(type) {
+	case *events.AccountPasswordChanged:
+		id = v.AccountID
+	case *events.AccountLoginSucceeded:
+		id = v.AccountID
+	case *events.AccountLoginFailed:
+		id = v.AccountID
+	case *events.AccountLocked:
+		id = v.AccountID
+	case *events.AccountUnlocked:
+		id = v.AccountID
+	case *events.AccountSecondFactorChanged:
+		id = v.AccountID
+	case *events.AccountPasswordResetRequested:
+		id = v.AccountID
+	default:
+		return nil
+	}
+	a := s.accounts[id]
+	if a == nil || a.CustomerID != p.Key() {
+		return nil
+	}
+	return a
+}
+
+func remove(list []string, x string) []string {
+	out := list[:0:0]
+	for _, v := range list {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Account returns a copy of an account.
+func (s *State) Account(id string) (Account, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a := s.accounts[id]
+	if a == nil {
+		return Account{}, false
+	}
+	c := *a
+	c.RecoveryHashes = append([]string(nil), a.RecoveryHashes...)
+	return c, true
+}
+
+// ByLogin returns the account with a login ID (case-insensitive).
+func (s *State) ByLogin(loginID string) (Account, bool) {
+	s.mu.RLock()
+	id, ok := s.byLogin[strings.ToLower(loginID)]
+	s.mu.RUnlock()
+	if !ok {
+		return Account{}, false
+	}
+	return s.Account(id)
+}
+
+// Accounts lists the accounts of a customer ("" for all).
+func (s *State) Accounts(customerID string) []Account {
+	s.mu.RLock()
+	var ids []string
+	for id, a := range s.accounts {
+		if customerID == "" || a.CustomerID == customerID {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.RUnlock()
+	out := make([]Account, 0, len(ids))
+	for _, id := range ids {
+		if a, ok := s.Account(id); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (s *State) customer(id string) (customer, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.customers[id]
+	if c == nil {
+		return customer{}, false
+	}
+	return *c, true
+}
+
+func (s *State) reset(tokenHash string) (resetToken, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.resets[tokenHash]
+	return r, ok
+}
+
+// pending lists what the owner still has to issue: customers without their
+// first account and operator requests not yet fulfilled.
+func (s *State) pending() (custs []string, reqs []events.AccountRequested) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, c := range s.customers {
+		if !c.firstIssued {
+			custs = append(custs, id)
+		}
+	}
+	for _, r := range s.requests {
+		if s.customers[r.CustomerID] != nil {
+			reqs = append(reqs, *r)
+		}
+	}
+	return custs, reqs
+}

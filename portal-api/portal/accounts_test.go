@@ -1,0 +1,475 @@
+package portal_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/portal-api/portal"
+	"github.com/mimamori/mimamori/services/mailbox"
+	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/registry"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// env is a real kfake broker, the embedded mailbox over SMTP, the accounts
+// owner and the portal over real HTTP, on a clock the test moves.
+type env struct {
+	t     *testing.T
+	kcfg  eventlog.Config
+	prod  *eventlog.Producer
+	box   *mailbox.Mailbox
+	sms   *accounts.SMSSink
+	svc   *accounts.Service
+	srv   *httptest.Server
+	clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kcfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 2, Replication: 1, TopicPrefix: "t."}
+	prod, err := eventlog.NewProducer(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := eventlog.EnsureTopics(ctx, prod.Client(), kcfg); err != nil {
+		t.Fatal(err)
+	}
+	box, err := mailbox.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = box.Close() })
+	host, port, _ := strings.Cut(box.Addr(), ":")
+	portN, _ := strconv.Atoi(port)
+	mailer, err := notifier.NewMailer(notifier.SMTPConfig{Host: host, Port: portN, Security: notifier.SecurityNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	sms := &accounts.SMSSink{}
+	svc, err := accounts.New(accounts.Config{Now: clk.Now, PortalURL: "https://portal.example"}, kcfg, prod, mailer, sms,
+		bytes.Repeat([]byte{7}, 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	<-svc.Ready()
+	h, err := portal.New(portal.Deps{Accounts: svc, Sessions: portal.SessionConfig{Now: clk.Now, Idle: 30 * time.Minute,
+		Absolute: 8 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, kcfg: kcfg, prod: prod, box: box, sms: sms, svc: svc, srv: srv, clock: clk}
+}
+
+var (
+	reTempID = regexp.MustCompile(`Temporary user ID:\s+(\S+)`)
+	reTempPW = regexp.MustCompile(`Temporary password:\s+(\S+)`)
+)
+
+// register registers a customer and reads its temporary credentials from
+// the mail the embedded mailbox received.
+func (e *env) register(email string) (customerID, loginID, password string) {
+	e.t.Helper()
+	id, err := registry.RegisterCustomer(context.Background(), e.prod, "Kato Bakery", email, "rs_1", e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range e.box.Messages() {
+			if len(m.To) == 1 && m.To[0] == email && strings.Contains(m.Body, "Temporary password") {
+				return id, reTempID.FindStringSubmatch(m.Body)[1], reTempPW.FindStringSubmatch(m.Body)[1]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("no mail with temporary credentials for %s", email)
+	return
+}
+
+// client keeps the session cookie by hand, so tests see every rotation.
+type client struct {
+	e      *env
+	cookie string
+}
+
+type reply struct {
+	status int
+	body   map[string]any
+	raw    string
+}
+
+func (c *client) do(method, path string, body any, hdr ...string) reply {
+	c.e.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, c.e.srv.URL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if c.cookie != "" {
+		req.AddCookie(&http.Cookie{Name: portal.SessionCookie, Value: c.cookie})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == portal.SessionCookie {
+			if !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteStrictMode {
+				c.e.t.Errorf("session cookie flags: HttpOnly %v Secure %v SameSite %v", ck.HttpOnly, ck.Secure, ck.SameSite)
+			}
+			c.cookie = ck.Value
+		}
+	}
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	r := reply{status: resp.StatusCode, raw: buf.String()}
+	_ = json.Unmarshal(buf.Bytes(), &r.body)
+	return r
+}
+
+func want(t *testing.T, r reply, status int, code string) {
+	t.Helper()
+	if r.status != status || (code != "" && r.body["error"] != code) {
+		t.Fatalf("got %d %s, want %d %s", r.status, r.raw, status, code)
+	}
+}
+
+func (e *env) login(loginID, password string) (*client, reply) {
+	c := &client{e: e}
+	return c, c.do("POST", "/api/v1/login", map[string]string{"login_id": loginID, "password": password})
+}
+
+// topicBytes is every byte of the accounts topic: keys, headers, values.
+func (e *env) topicBytes() []byte {
+	e.t.Helper()
+	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(events.TopicAccounts)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out bytes.Buffer
+	idle := 0
+	for idle < 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		f := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		f.EachRecord(func(r *kgo.Record) {
+			n++
+			out.Write(r.Key)
+			out.Write(r.Value)
+			for _, h := range r.Headers {
+				out.Write(h.Value)
+			}
+		})
+		if n == 0 {
+			idle++
+		}
+	}
+	return out.Bytes()
+}
+
+// The whole first-use path of R-31/R-32 with TOTP, and the rules around it.
+func TestFirstLoginTOTPFlow(t *testing.T) {
+	e := newEnv(t)
+	cust, tempID, tempPW := e.register("owner@kato.example")
+
+	c, r := e.login(tempID, tempPW)
+	want(t, r, 200, "")
+	if r.body["stage"] != accounts.StageChangeCredentials || r.body["customer_id"] != cust {
+		t.Fatalf("first login: %s", r.raw)
+	}
+	first := c.cookie
+	// Nothing but the change is allowed.
+	want(t, c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{}), 403, "wrong_stage")
+	// Breached, short and fine passwords.
+	want(t, c.do("POST", "/api/v1/login/credentials", map[string]string{"login_id": "kato-admin", "password": "password1234"}), 422, "password_breached")
+	want(t, c.do("POST", "/api/v1/login/credentials", map[string]string{"login_id": "kato-admin", "password": "short"}), 422, "password_too_short")
+	newPW := "correct horse battery staple 北"
+	r = c.do("POST", "/api/v1/login/credentials", map[string]string{"login_id": "kato-admin", "password": newPW})
+	want(t, r, 200, "")
+	if c.cookie == first {
+		t.Fatal("session id not rotated after the credential change")
+	}
+	// The temporary password was single-use.
+	_, r = e.login(tempID, tempPW)
+	want(t, r, 401, "invalid_credentials")
+
+	// Enrol TOTP; the enrolment code is one step ahead (drift accepted).
+	en := c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{})
+	want(t, en, 200, "")
+	secret := en.body["secret"].(string)
+	if en.body["qr_png"] == "" || !strings.HasPrefix(en.body["otpauth_url"].(string), "otpauth://totp/") {
+		t.Fatalf("enrolment: %s", en.raw)
+	}
+	code := func(d time.Duration) string {
+		s, err := totp.GenerateCode(secret, e.clock.Now().Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	beforeConfirm := c.cookie
+	r = c.do("POST", "/api/v1/2fa/totp/confirm", map[string]string{"code": code(30 * time.Second)})
+	want(t, r, 200, "")
+	recovery := r.body["recovery_codes"].([]any)
+	if len(recovery) != 10 || c.cookie == beforeConfirm {
+		t.Fatalf("confirm: %s (cookie rotated: %v)", r.raw, c.cookie != beforeConfirm)
+	}
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+	want(t, c.do("POST", "/api/v1/logout", map[string]string{}), 200, "")
+	want(t, c.do("GET", "/api/v1/me", nil), 401, "login_required")
+
+	// Next login: password, then the second factor.
+	e.clock.Add(30 * time.Second)
+	c, r = e.login("KATO-ADMIN", newPW)
+	want(t, r, 200, "")
+	if r.body["stage"] != accounts.StageSecondFactor {
+		t.Fatalf("second login: %s", r.raw)
+	}
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+	// The enrolment code (same step) is never accepted again; two steps of
+	// drift are refused; the next step is accepted.
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code(0)}), 401, "invalid_code")
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code(60 * time.Second)}), 401, "invalid_code")
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code(-60 * time.Second)}), 401, "invalid_code")
+	pre := c.cookie
+	ok := code(30 * time.Second)
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": ok}), 200, "")
+	if c.cookie == pre {
+		t.Fatal("session id not rotated after the second factor")
+	}
+	me := c.do("GET", "/api/v1/me", nil)
+	if me.body["stage"] != accounts.StageActive || me.body["customer_id"] != cust {
+		t.Fatalf("me: %s", me.raw)
+	}
+	// Replay in a fresh login is refused; a recovery code works once.
+	c2, _ := e.login("kato-admin", newPW)
+	want(t, c2.do("POST", "/api/v1/login/second-factor", map[string]string{"code": ok}), 401, "invalid_code")
+	want(t, c2.do("POST", "/api/v1/login/second-factor", map[string]string{"code": recovery[0].(string)}), 200, "")
+	c3, _ := e.login("kato-admin", newPW)
+	want(t, c3.do("POST", "/api/v1/login/second-factor", map[string]string{"code": recovery[0].(string)}), 401, "invalid_code")
+
+	// Audit trail, and no secret in the log.
+	raw := e.topicBytes()
+	for _, typ := range []string{events.TypeAccountIssued, events.TypeAccountLoginSucceeded, events.TypeAccountLoginFailed,
+		events.TypeAccountPasswordChanged, events.TypeAccountSecondFactorChanged, events.TypeAccountLoggedOut} {
+		if !bytes.Contains(raw, []byte(typ)) {
+			t.Errorf("no %s event in the accounts topic", typ)
+		}
+	}
+	for _, s := range []string{tempPW, newPW, secret, recovery[1].(string)} {
+		if bytes.Contains(raw, []byte(s)) {
+			t.Errorf("secret %q found in the accounts topic", s)
+		}
+	}
+}
+
+func TestTemporaryPasswordExpires(t *testing.T) {
+	e := newEnv(t)
+	_, id, pw := e.register("a@expiry.example")
+	e.clock.Add(72*time.Hour + time.Minute)
+	_, r := e.login(id, pw)
+	want(t, r, 401, "invalid_credentials")
+}
+
+// Unknown user and wrong password answer alike; throttling, then a hard
+// lock that only the operator lifts.
+func TestThrottleLockAndUnlock(t *testing.T) {
+	e := newEnv(t)
+	cust, id, pw := e.register("a@lock.example")
+	_, unknown := e.login("nobody-here", "whatever password 1")
+	_, wrong := e.login(id, "whatever password 1")
+	if unknown.status != wrong.status || unknown.raw != wrong.raw {
+		t.Fatalf("unknown user %d %s, wrong password %d %s", unknown.status, unknown.raw, wrong.status, wrong.raw)
+	}
+	// Past the free failures, an immediate retry is throttled.
+	e.login(id, "whatever password 2")
+	e.login(id, "whatever password 3")
+	_, r := e.login(id, "whatever password 4")
+	want(t, r, 429, "throttled")
+	_, r = e.login("nobody-here", "x")
+	e.login("nobody-here", "y")
+	e.login("nobody-here", "z")
+	_, r = e.login("nobody-here", "w")
+	want(t, r, 429, "throttled")
+	// Keep failing, waiting out each delay, until the lock.
+	for range 7 {
+		e.clock.Add(16 * time.Minute)
+		_, r = e.login(id, "still wrong password")
+		want(t, r, 401, "invalid_credentials")
+	}
+	e.clock.Add(16 * time.Minute)
+	_, r = e.login(id, pw)
+	want(t, r, 401, "invalid_credentials") // locked: even the right password
+	acc, _ := e.svc.State().ByLogin(id)
+	if !acc.Locked {
+		t.Fatal("account not locked after 10 failures")
+	}
+	if err := accounts.Unlock(context.Background(), e.prod, cust, acc.ID, "operator", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { a, _ := e.svc.State().ByLogin(id); return !a.Locked })
+	_, r = e.login(id, pw)
+	want(t, r, 200, "")
+	raw := e.topicBytes()
+	for _, typ := range []string{events.TypeAccountLocked, events.TypeAccountUnlocked} {
+		if !bytes.Contains(raw, []byte(typ)) {
+			t.Errorf("no %s event", typ)
+		}
+	}
+}
+
+func waitFor(t *testing.T, f func() bool) {
+	t.Helper()
+	for range 500 {
+		if f() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("condition not reached")
+}
+
+// activeClient goes through the first login and declines 2-step
+// verification, to get an active session quickly.
+func (e *env) activeClient(email, loginID string) (*client, string) {
+	e.t.Helper()
+	_, id, pw := e.register(email)
+	c, r := e.login(id, pw)
+	want(e.t, r, 200, "")
+	newPW := "a long enough passphrase " + loginID
+	want(e.t, c.do("POST", "/api/v1/login/credentials", map[string]string{"login_id": loginID, "password": newPW}), 200, "")
+	return c, newPW
+}
+
+func TestSessionTimeoutsAndCrossSite(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@sess.example", "sess-user")
+	want(t, c.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	// Cross-site requests are refused before anything else happens.
+	want(t, c.do("POST", "/api/v1/logout", map[string]string{}, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"), 403, "cross_site")
+	want(t, c.do("POST", "/api/v1/login", map[string]string{}, "Sec-Fetch-Site", "cross-site"), 403, "cross_site")
+	// Idle timeout.
+	e.clock.Add(29 * time.Minute)
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+	e.clock.Add(31 * time.Minute)
+	want(t, c.do("GET", "/api/v1/me", nil), 401, "login_required")
+	// Absolute timeout, however active the session.
+	c, r := e.login("sess-user", pw)
+	want(t, r, 200, "")
+	for range 16 {
+		e.clock.Add(29 * time.Minute)
+		want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+	}
+	e.clock.Add(29 * time.Minute) // 8 h 12 min after login
+	want(t, c.do("GET", "/api/v1/me", nil), 401, "login_required")
+}
+
+func TestSMSEnrolment(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@sms.example", "sms-user")
+	lastCode := func() string {
+		msgs := e.sms.Messages()
+		if len(msgs) == 0 {
+			t.Fatal("no SMS sent")
+		}
+		return regexp.MustCompile(`\d{6}`).FindString(msgs[len(msgs)-1].Body)
+	}
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "090-1234"}), 422, "phone_invalid")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "+819012345678"}), 202, "")
+	stale := lastCode()
+	e.clock.Add(6 * time.Minute)
+	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": stale}), 401, "invalid_code")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "+819012345678"}), 202, "")
+	code := lastCode()
+	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": code}), 200, "")
+
+	c2, r := e.login("sms-user", pw)
+	if r.body["stage"] != accounts.StageSecondFactor {
+		t.Fatalf("login: %s", r.raw)
+	}
+	want(t, c2.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}), 202, "")
+	code = lastCode()
+	want(t, c2.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code}), 200, "")
+	c3, _ := e.login("sms-user", pw)
+	want(t, c3.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code}), 401, "invalid_code")
+	if bytes.Contains(e.topicBytes(), []byte("819012345678")) {
+		t.Error("phone number in clear in the accounts topic")
+	}
+}
+
+func TestPasswordResetByMail(t *testing.T) {
+	e := newEnv(t)
+	_, _ = e.activeClient("a@reset.example", "reset-user")
+	c := &client{e: e}
+	want(t, c.do("POST", "/api/v1/password-reset", map[string]string{"login_id": "reset-user"}), 202, "")
+	want(t, c.do("POST", "/api/v1/password-reset", map[string]string{"login_id": "no-such-user"}), 202, "")
+	var token string
+	waitFor(t, func() bool {
+		for _, m := range e.box.Messages() {
+			if s := regexp.MustCompile(`token=(\S+)`).FindStringSubmatch(m.Body); s != nil && m.To[0] == "a@reset.example" {
+				token = s[1]
+			}
+		}
+		return token != ""
+	})
+	newPW := "a brand new passphrase here"
+	want(t, c.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token, "password": newPW}), 200, "")
+	want(t, c.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token, "password": newPW + "x"}), 400, "invalid_token")
+	_, r := e.login("reset-user", newPW)
+	want(t, r, 200, "")
+}

@@ -1,0 +1,353 @@
+package portal
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mimamori/mimamori/portal-api/accounts"
+)
+
+// SessionCookie is the name of the session cookie.
+const SessionCookie = "mimamori_session"
+
+type authAPI struct {
+	svc  *accounts.Service
+	ss   *sessions
+	cop  *http.CrossOriginProtection
+	deps Deps
+}
+
+// accountRoutes lists the login API.
+func accountRoutes(r *gin.Engine, d Deps) {
+	a := &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d}
+	g := r.Group("/api/v1", a.crossSite)
+	g.POST("/login", a.login)
+	g.POST("/login/credentials", a.need(accounts.StageChangeCredentials), a.changeCredentials)
+	g.POST("/login/second-factor", a.need(accounts.StageSecondFactor), a.secondFactor)
+	g.POST("/login/second-factor/sms", a.need(accounts.StageSecondFactor), a.sendLoginSMS)
+	g.POST("/2fa/totp/enrol", a.need(accounts.StageChooseFactor), a.totpEnrol)
+	g.POST("/2fa/totp/confirm", a.need(accounts.StageChooseFactor), a.totpConfirm)
+	g.POST("/2fa/sms/enrol", a.need(accounts.StageChooseFactor), a.smsEnrol)
+	g.POST("/2fa/sms/verify", a.need(accounts.StageChooseFactor), a.smsVerify)
+	g.POST("/2fa/decline", a.need(accounts.StageChooseFactor), a.decline)
+	g.POST("/logout", a.need(""), a.logout)
+	g.GET("/me", a.need(""), a.me)
+	g.POST("/password-reset", a.resetRequest)
+	g.POST("/password-reset/confirm", a.resetConfirm)
+}
+
+// crossSite refuses state-changing requests from other sites (Origin and
+// Sec-Fetch-Site, Go's CrossOriginProtection) and requires JSON bodies, which
+// a cross-site form cannot send without a CORS preflight.
+func (a *authAPI) crossSite(c *gin.Context) {
+	if err := a.cop.Check(c.Request); err != nil {
+		writeAPIError(c, http.StatusForbidden, "cross_site")
+		return
+	}
+	if c.Request.Method == http.MethodPost && !strings.HasPrefix(c.GetHeader("Content-Type"), "application/json") {
+		writeAPIError(c, http.StatusUnsupportedMediaType, "json_required")
+		return
+	}
+	c.Next()
+}
+
+// need admits a session at the given stage ("" for any stage).
+func (a *authAPI) need(stage string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := c.Cookie(SessionCookie)
+		if err != nil {
+			writeAPIError(c, http.StatusUnauthorized, "login_required")
+			return
+		}
+		se, ok := a.ss.get(id)
+		if !ok {
+			a.clearCookie(c)
+			writeAPIError(c, http.StatusUnauthorized, "login_required")
+			return
+		}
+		if stage != "" && se.p.Stage != stage {
+			writeAPIError(c, http.StatusForbidden, "wrong_stage")
+			return
+		}
+		c.Set("sid", id)
+		c.Set("session", se)
+		c.Next()
+	}
+}
+
+func current(c *gin.Context) (string, *session) {
+	return c.GetString("sid"), c.MustGet("session").(*session)
+}
+
+func (a *authAPI) setCookie(c *gin.Context, id string) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
+		Secure: !a.deps.Sessions.Insecure, SameSite: http.SameSiteStrictMode})
+}
+
+func (a *authAPI) clearCookie(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: !a.deps.Sessions.Insecure, SameSite: http.SameSiteStrictMode})
+}
+
+func bind(c *gin.Context, v any) bool {
+	if err := c.ShouldBindJSON(v); err != nil {
+		writeAPIError(c, http.StatusBadRequest, "bad_request")
+		return false
+	}
+	return true
+}
+
+func (a *authAPI) login(c *gin.Context) {
+	var req struct {
+		LoginID  string `json:"login_id"`
+		Password string `json:"password"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	p, err := a.svc.Login(c.Request.Context(), req.LoginID, req.Password, c.ClientIP())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	// A new identifier at every login: an old cookie is never promoted.
+	if old, err := c.Cookie(SessionCookie); err == nil {
+		a.ss.end(old)
+	}
+	a.setCookie(c, a.ss.create(p))
+	c.JSON(http.StatusOK, p)
+}
+
+func (a *authAPI) changeCredentials(c *gin.Context) {
+	var req struct {
+		LoginID  string `json:"login_id"`
+		Password string `json:"password"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	p, err := a.svc.ChangeCredentials(c.Request.Context(), se.p, req.LoginID, req.Password)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.setCookie(c, a.ss.rotate(id, p))
+	c.JSON(http.StatusOK, p)
+}
+
+func (a *authAPI) totpEnrol(c *gin.Context) {
+	id, se := current(c)
+	en, err := a.svc.BeginTOTP(se.p)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.ss.update(id, func(s *session) { s.totpSecret = en.Secret })
+	c.JSON(http.StatusOK, en)
+}
+
+func (a *authAPI) totpConfirm(c *gin.Context) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	if se.totpSecret == "" {
+		writeAPIError(c, http.StatusConflict, "wrong_stage")
+		return
+	}
+	codes, err := a.svc.ConfirmTOTP(c.Request.Context(), se.p, se.totpSecret, req.Code)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.activate(c, id, se, accounts.StageActive, codes)
+}
+
+// activate rotates the session into the active stage after a second
+// factor was passed.
+func (a *authAPI) activate(c *gin.Context, id string, se *session, stage string, codes []string) {
+	p := se.p
+	p.Stage = stage
+	if acc, ok := a.svc.State().Account(p.AccountID); ok {
+		p.Factor, p.LoginID = acc.Factor, acc.LoginID
+	}
+	a.setCookie(c, a.ss.rotate(id, p))
+	out := gin.H{"account": p}
+	if codes != nil {
+		out["recovery_codes"] = codes
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *authAPI) smsEnrol(c *gin.Context) {
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	_, se := current(c)
+	if err := a.svc.BeginSMS(c.Request.Context(), se.p, req.Phone); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
+}
+
+func (a *authAPI) smsVerify(c *gin.Context) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	codes, err := a.svc.ConfirmSMS(c.Request.Context(), se.p, req.Code)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.activate(c, id, se, accounts.StageActive, codes)
+}
+
+func (a *authAPI) decline(c *gin.Context) {
+	id, se := current(c)
+	if err := a.svc.DeclineSecondFactor(c.Request.Context(), se.p); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.activate(c, id, se, accounts.StageActive, nil)
+}
+
+func (a *authAPI) sendLoginSMS(c *gin.Context) {
+	_, se := current(c)
+	if err := a.svc.SendLoginSMS(c.Request.Context(), se.p); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
+}
+
+func (a *authAPI) secondFactor(c *gin.Context) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	if _, err := a.svc.VerifySecondFactor(c.Request.Context(), se.p, req.Code, c.ClientIP()); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.activate(c, id, se, accounts.StageActive, nil)
+}
+
+func (a *authAPI) logout(c *gin.Context) {
+	id, se := current(c)
+	a.ss.end(id)
+	a.clearCookie(c)
+	if err := a.svc.Logout(c.Request.Context(), se.p); err != nil {
+		a.deps.Logger.Warn("logout event not written", "err", err)
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "logged_out"})
+}
+
+func (a *authAPI) me(c *gin.Context) {
+	_, se := current(c)
+	c.JSON(http.StatusOK, se.p)
+}
+
+func (a *authAPI) resetRequest(c *gin.Context) {
+	var req struct {
+		LoginID string `json:"login_id"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	if err := a.svc.RequestReset(c.Request.Context(), req.LoginID); err != nil {
+		a.deps.Logger.Error("password reset request failed", "err", err)
+	}
+	// The same answer whether the user exists or not.
+	c.JSON(http.StatusAccepted, gin.H{"status": "if_the_user_exists_a_mail_was_sent"})
+}
+
+func (a *authAPI) resetConfirm(c *gin.Context) {
+	var req struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	if err := a.svc.ConfirmReset(c.Request.Context(), req.Token, req.Password); err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "password_changed"})
+}
+
+// fail maps a domain error to a status and a message code.
+func (a *authAPI) fail(c *gin.Context, err error) {
+	codes := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{accounts.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials"},
+		{accounts.ErrThrottled, http.StatusTooManyRequests, "throttled"},
+		{accounts.ErrInvalidCode, http.StatusUnauthorized, "invalid_code"},
+		{accounts.ErrPasswordTooShort, http.StatusUnprocessableEntity, "password_too_short"},
+		{accounts.ErrPasswordTooLong, http.StatusUnprocessableEntity, "password_too_long"},
+		{accounts.ErrPasswordBreached, http.StatusUnprocessableEntity, "password_breached"},
+		{accounts.ErrLoginIDInvalid, http.StatusUnprocessableEntity, "login_id_invalid"},
+		{accounts.ErrLoginIDTaken, http.StatusConflict, "login_id_taken"},
+		{accounts.ErrWrongStage, http.StatusForbidden, "wrong_stage"},
+		{accounts.ErrPhoneInvalid, http.StatusUnprocessableEntity, "phone_invalid"},
+		{accounts.ErrInvalidToken, http.StatusBadRequest, "invalid_token"},
+	}
+	for _, m := range codes {
+		if errors.Is(err, m.err) {
+			writeAPIError(c, m.status, m.code)
+			return
+		}
+	}
+	a.deps.Logger.Error("account request failed", "path", c.Request.URL.Path, "err", err)
+	writeAPIError(c, http.StatusServiceUnavailable, "unavailable")
+}
+
+// messages are the user-facing texts, Japanese first (R-42) and English.
+var messages = map[string][2]string{
+	"invalid_credentials": {"ユーザーIDまたはパスワードが正しくありません。", "The user ID or password is not correct."},
+	"throttled":           {"試行回数が多すぎます。しばらく待ってから再度お試しください。", "Too many attempts. Wait a moment and try again."},
+	"invalid_code":        {"確認コードが正しくないか、有効期限が切れています。", "The code is wrong or has expired."},
+	"password_too_short":  {"パスワードは12文字以上にしてください。", "The password must be at least 12 characters long."},
+	"password_too_long":   {"パスワードが長すぎます（256文字まで）。", "The password is too long (256 characters at most)."},
+	"password_breached":   {"このパスワードは漏えいした一般的なパスワードの一覧にあるため使えません。", "This password is on a list of common breached passwords; choose another."},
+	"login_id_invalid":    {"ユーザーIDは4〜64文字の英数字と . _ - @ で指定してください。", "The user ID must be 4 to 64 letters, digits or . _ - @."},
+	"login_id_taken":      {"このユーザーIDは既に使われています。", "This user ID is already taken."},
+	"wrong_stage":         {"ログインのこの段階では実行できません。", "Not allowed at this step of the login."},
+	"phone_invalid":       {"電話番号は +819012345678 の形式で入力してください。", "Enter the phone number in international form, like +819012345678."},
+	"invalid_token":       {"再設定リンクが無効か、有効期限が切れています。", "The reset link is invalid or has expired."},
+	"login_required":      {"ログインしてください。", "Please log in."},
+	"cross_site":          {"他のサイトからのリクエストは受け付けません。", "Cross-site requests are refused."},
+	"json_required":       {"JSON で送信してください。", "Send the request as JSON."},
+	"bad_request":         {"リクエストの形式が正しくありません。", "The request is malformed."},
+	"unavailable":         {"一時的に処理できません。しばらくしてから再度お試しください。", "Temporarily unavailable; try again shortly."},
+}
+
+func writeAPIError(c *gin.Context, status int, code string) {
+	m := messages[code]
+	msg := m[0]
+	if strings.HasPrefix(strings.ToLower(c.GetHeader("Accept-Language")), "en") {
+		msg = m[1]
+	}
+	c.AbortWithStatusJSON(status, gin.H{"error": code, "message": msg})
+}

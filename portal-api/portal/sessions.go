@@ -1,0 +1,114 @@
+package portal
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/mimamori/mimamori/portal-api/accounts"
+)
+
+// SessionConfig sets the session lifetimes.
+type SessionConfig struct {
+	Idle     time.Duration // ended after this long without a request: 30 min
+	Absolute time.Duration // ended this long after login whatever happens: 12 h
+	Insecure bool          // drop the Secure cookie flag (plain-HTTP development only)
+	Now      func() time.Time
+}
+
+type session struct {
+	p          accounts.Principal
+	created    time.Time
+	lastSeen   time.Time
+	totpSecret string // pending enrolment, never sent back after the first answer
+}
+
+// sessions is the server-side store. It keys sessions by the SHA-256 of
+// their identifier, so the table holds nothing a cookie can be made from.
+// It lives in memory: a restart logs everyone out.
+type sessions struct {
+	cfg SessionConfig
+	mu  sync.Mutex
+	m   map[string]*session
+}
+
+func newSessions(cfg SessionConfig) *sessions {
+	if cfg.Idle <= 0 {
+		cfg.Idle = 30 * time.Minute
+	}
+	if cfg.Absolute <= 0 {
+		cfg.Absolute = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &sessions{cfg: cfg, m: map[string]*session{}}
+}
+
+func sessionKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+// create starts a session and returns its new identifier.
+func (s *sessions) create(p accounts.Principal) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	id := base64.RawURLEncoding.EncodeToString(b)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	s.m[sessionKey(id)] = &session{p: p, created: now, lastSeen: now}
+	s.mu.Unlock()
+	return id
+}
+
+// rotate replaces a session's identifier, keeping its start time.
+func (s *sessions) rotate(oldID string, p accounts.Principal) string {
+	s.mu.Lock()
+	old := s.m[sessionKey(oldID)]
+	delete(s.m, sessionKey(oldID))
+	s.mu.Unlock()
+	id := s.create(p)
+	if old != nil {
+		s.mu.Lock()
+		s.m[sessionKey(id)].created = old.created
+		s.mu.Unlock()
+	}
+	return id
+}
+
+// get returns a live session and marks it used; expired ones are ended.
+func (s *sessions) get(id string) (*session, bool) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := sessionKey(id)
+	se := s.m[k]
+	if se == nil {
+		return nil, false
+	}
+	if now.Sub(se.lastSeen) > s.cfg.Idle || now.Sub(se.created) > s.cfg.Absolute {
+		delete(s.m, k)
+		return nil, false
+	}
+	se.lastSeen = now
+	c := *se
+	return &c, true
+}
+
+func (s *sessions) update(id string, f func(*session)) {
+	s.mu.Lock()
+	if se := s.m[sessionKey(id)]; se != nil {
+		f(se)
+	}
+	s.mu.Unlock()
+}
+
+func (s *sessions) end(id string) {
+	s.mu.Lock()
+	delete(s.m, sessionKey(id))
+	s.mu.Unlock()
+}

@@ -1,0 +1,74 @@
+package app
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/services/notifier"
+)
+
+// accounts builds the accounts owner served by the portal. It mails through
+// the configured relay, or the embedded mailbox once the notifier started it.
+func (a *App) accounts() (*accounts.Service, error) {
+	cfg := a.p.Cfg
+	key, err := accounts.LoadOrCreateKey(accounts.KeyFile(cfg.DataDir))
+	if err != nil {
+		return nil, err
+	}
+	prod, err := eventlog.NewProducer(a.p.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	portalURL := cfg.PortalURL
+	if portalURL == "" {
+		portalURL = a.p.Endpoints.Portal
+	}
+	m := &lazyMailer{a: a}
+	svc, err := accounts.New(accounts.Config{PortalURL: portalURL}, a.p.Kafka, prod, m, &accounts.SMSSink{}, key,
+		a.p.Log.With("service", "accounts"))
+	if err != nil {
+		prod.Close()
+		return nil, err
+	}
+	a.parts = append(a.parts, func(ctx context.Context) error {
+		defer prod.Close()
+		return svc.Run(ctx)
+	})
+	return svc, nil
+}
+
+// lazyMailer resolves the SMTP settings at the first mail, when the
+// embedded mailbox (started by the notifier) has its address.
+type lazyMailer struct {
+	a  *App
+	mu sync.Mutex
+	m  *notifier.Mailer
+}
+
+func (l *lazyMailer) Send(ctx context.Context, to, id, subject, body string, date time.Time) error {
+	l.mu.Lock()
+	if l.m == nil {
+		cfg := l.a.p.Cfg
+		sc := notifier.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Security: cfg.SMTPSecurity,
+			User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
+		if cfg.SMTPHost == "" {
+			host, port, _ := net.SplitHostPort(l.a.p.Endpoints.MailboxSMTP)
+			sc.Host, sc.Security, sc.User, sc.Password = host, notifier.SecurityNone, "", ""
+			sc.Port, _ = strconv.Atoi(port)
+		}
+		m, err := notifier.NewMailer(sc)
+		if err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		l.m = m
+	}
+	m := l.m
+	l.mu.Unlock()
+	return m.Send(ctx, to, id, subject, body, date)
+}

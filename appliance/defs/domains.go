@@ -3,6 +3,8 @@ package defs
 import (
 	"hash/maphash"
 	"math/bits"
+	"runtime"
+	"unsafe"
 )
 
 // domainSet is the compiled domain list, built for a million names in
@@ -37,6 +39,8 @@ type domainSet struct {
 	n       int  // distinct names (entries may hold overwritten duplicates)
 
 	tags []uint32 // while building: the tag of each entry
+
+	off *offHeap // the arrays mapped outside the Go heap (offheap.go)
 }
 
 // MaxDomains is how many domain entries (list lines) one Set holds at
@@ -53,13 +57,15 @@ const (
 )
 
 func newDomainSet(hint int) *domainSet {
-	return &domainSet{
+	d := &domainSet{
 		seed:    maphash.MakeSeed(),
 		entries: make([]uint64, 0, hint),
 		tags:    make([]uint32, 0, hint),
 		table:   make([]uint32, domMinTable),
 		shift:   32 - 4,
 	}
+	d.off = newOffHeap(d)
+	return d
 }
 
 func (d *domainSet) len() int {
@@ -103,19 +109,19 @@ func (d *domainSet) add(name []byte, m meta) {
 			d.chunks[0] = nc
 		}
 		if n == 0 || len(d.chunks[n-1])+len(name) > cap(d.chunks[n-1]) {
-			size := domChunkSize
 			if n == 0 {
-				size = 4096
+				d.chunks = append(d.chunks, make([]byte, 0, 4096))
+			} else {
+				d.chunks = append(d.chunks, d.off.bytes(domChunkSize)[:0])
 			}
-			d.chunks = append(d.chunks, make([]byte, 0, size))
 		}
 	}
 	last := len(d.chunks) - 1
 	c := d.chunks[last]
 	off := uint32(last)<<domChunkBits | uint32(len(c))
 	d.chunks[last] = append(c, name...)
-	d.entries = append(d.entries, packEntry(off, len(name), m))
-	d.tags = append(d.tags, uint32(maphash.Bytes(d.seed, name)>>32))
+	d.entries = d.off.append64(d.entries, packEntry(off, len(name), m))
+	d.tags = d.off.append32(d.tags, uint32(maphash.Bytes(d.seed, name)>>32))
 }
 
 // build places every added entry in the table.
@@ -127,7 +133,7 @@ func (d *domainSet) build() {
 	d.shift = uint(32 - bits.TrailingZeros(uint(size)))
 	d.n = 0
 	if len(d.entries) < domSortMin {
-		d.table = make([]uint32, size)
+		d.table = d.off.uint32s(size)
 		for i, t := range d.tags {
 			d.place(uint64(t)<<32 | uint64(i))
 		}
@@ -142,17 +148,22 @@ func (d *domainSet) build() {
 		for i := 1; i < len(counts); i++ {
 			counts[i] += counts[i-1]
 		}
-		order := make([]uint64, len(d.tags))
+		order := d.off.uint64s(len(d.tags))
 		for i, t := range d.tags {
 			b := t >> (32 - domSortBits)
 			order[counts[b]] = uint64(t)<<32 | uint64(i)
 			counts[b]++
 		}
+		d.off.release(unsafe.Pointer(unsafe.SliceData(d.tags)))
 		d.tags = nil
-		d.table = make([]uint32, size)
+		d.table = d.off.uint32s(size)
 		for _, k := range order {
 			d.place(k)
 		}
+		d.off.release(unsafe.Pointer(unsafe.SliceData(order)))
+	}
+	if d.tags != nil {
+		d.off.release(unsafe.Pointer(unsafe.SliceData(d.tags)))
 	}
 	d.tags = nil
 }
@@ -184,13 +195,15 @@ func (d *domainSet) place(k uint64) {
 			j := s&0xffffff - 1
 			if first := d.entries[j]; string(d.name(first)) == string(d.name(d.entries[i])) {
 				d.entries[j] = packEntry(uint32(first), int(uint8(first>>32)), entryMeta(d.entries[i]))
+				runtime.KeepAlive(d)
 				return
 			}
 		}
 	}
 }
 
-// lookup finds a listed name exactly (after build).
+// lookup finds a listed name exactly (after build). Nothing it returns
+// points into the set's arrays (they may be unmapped once d is gone).
 func (d *domainSet) lookup(name string) (uint64, bool) {
 	tag := uint32(maphash.String(d.seed, name) >> 32)
 	chk := d.check8(tag) << 24
@@ -202,6 +215,9 @@ func (d *domainSet) lookup(name string) (uint64, bool) {
 		}
 		if s&0xff000000 == chk {
 			if e := d.entries[s&0xffffff-1]; string(d.name(e)) == name {
+				// The names may be off the heap: d must outlive the
+				// comparison (its cleanup unmaps them).
+				runtime.KeepAlive(d)
 				return e, true
 			}
 		}

@@ -87,6 +87,9 @@ func newPayload(typ string) (Payload, bool) {
 	if p, ok := newNotifyPayload(typ); ok {
 		return p, true
 	}
+	if typ == TypeFirmwareNoticePublished {
+		return &FirmwareNoticePublished{}, true
+	}
 	if p, ok := newAccountPayload(typ); ok {
 		return p, true
 	}
@@ -99,7 +102,7 @@ func KnownTypes() []string {
 		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived,
 		TypeDeviceActivated, TypeDeviceWentOffline, TypeDeviceCameOnline, TypeDeviceWentSilent,
 		TypeNotificationSettingsChanged, TypeFaultDeclared, TypeMaintenanceAnnounced, TypeNotificationRecorded,
-		TypeAlertsDropped}, accountTypes()...)
+		TypeAlertsDropped, TypeFirmwareNoticePublished}, accountTypes()...)
 }
 
 // Envelope is one event: the CloudEvents 1.0 attributes and the JSON payload.

@@ -7,6 +7,7 @@ set -euo pipefail
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server clickhouse-client)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+[ -x /usr/bin/chromium ] || need+=(chromium) # the portal's browser test (portal-api/web)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

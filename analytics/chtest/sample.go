@@ -11,7 +11,7 @@ import (
 )
 
 // Sample is a small, deterministic fleet relative to Now (whole seconds):
-// two customers, three devices, ten alerts and heartbeats. The figures
+// two customers, three devices, ten alerts and heartbeats, four notices. The figures
 // below are what queries over it must return.
 type Sample struct {
 	Now    time.Time
@@ -107,6 +107,18 @@ func NewSample(tb testing.TB, now time.Time) Sample {
 		heartbeat("dev-3", "cust-2", ago, uint64(50000-i*500))
 	}
 	heartbeat("dev-2", "cust-1", 3*h, 7000) // silent since
+
+	// Notices from operators: maintenance for all, a fault for cust-1, a
+	// firmware update for cust-2, and a level-Z fault no customer sees.
+	pub := now.Add(-24 * h)
+	add(&events.MaintenanceAnnounced{NoticeID: "nt_sample_maint", Customers: "*", Summary: "定期メンテナンス",
+		Details: "ポータルが停止します。", StartsAt: now.Add(40 * 24 * h), EndsAt: now.Add(40*24*h + 2*h), AnnouncedAt: pub}, pub)
+	add(&events.FaultDeclared{NoticeID: "nt_sample_fault", Level: events.FaultLevelA, Customers: "cust-1", Summary: "通知の遅延",
+		Details: "メール通知が遅れています。", StartedAt: pub.Add(-h), DeclaredAt: pub.Add(time.Minute)}, pub.Add(time.Minute))
+	add(&events.FirmwareNoticePublished{NoticeID: "nt_sample_fw", Customers: "cust-2", FirmwareVersion: "1.5.0",
+		Summary: "ファームウェア 1.5.0", Details: "検知性能の向上", AvailableAt: now.Add(7 * 24 * h), PublishedAt: pub.Add(2 * time.Minute)}, pub.Add(2*time.Minute))
+	add(&events.FaultDeclared{NoticeID: "nt_sample_z", Level: events.FaultLevelZ, Customers: "*", Summary: "internal",
+		StartedAt: pub, DeclaredAt: pub.Add(3 * time.Minute)}, pub.Add(3*time.Minute))
 
 	// Liveness as the watchdog judged it, and what the notifier did.
 	first := now.Add(-48 * h)

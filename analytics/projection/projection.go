@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,12 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 	status := &table{name: "device_status_log", cols: "event_id, device_id, customer_id, status, changed_at, detected_at"}
 	notifications := &table{name: "notifications_log", cols: "notification_id, status, channel, recipient, customer_id, kind, device_id, " +
 		"severity, source_event_id, attempts, reason, recorded_at"}
+	notices := &table{name: "notices_log", cols: "notice_id, kind, level, customers, summary, details, firmware_version, " +
+		"starts_at, ends_at, published_at"}
+	noticeRow := func(id, kind, level, customers, summary, details, version string, starts, ends, published time.Time) {
+		notices.rows = append(notices.rows, []any{id, kind, level, splitCustomers(customers), summary, details, version,
+			starts.UTC(), ends.UTC(), published.UTC()})
+	}
 	statusRow := func(eventID, device, customer, state string, changed, detected time.Time) {
 		status.rows = append(status.rows, []any{eventID, device, customer, state, changed.UTC(), detected.UTC()})
 	}
@@ -133,13 +140,19 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 		case *events.NotificationRecorded:
 			notifications.rows = append(notifications.rows, []any{p.NotificationID, p.Status, p.Channel, p.Recipient, p.CustomerID,
 				p.Kind, p.DeviceID, uint8(p.Severity), p.SourceEventID, uint32(p.Attempts), p.Reason, p.RecordedAt.UTC()})
+		case *events.MaintenanceAnnounced:
+			noticeRow(p.NoticeID, "maintenance", "", p.Customers, p.Summary, p.Details, "", p.StartsAt, p.EndsAt, p.AnnouncedAt)
+		case *events.FaultDeclared:
+			noticeRow(p.NoticeID, "fault", p.Level, p.Customers, p.Summary, p.Details, "", p.StartedAt, time.Unix(0, 0), p.DeclaredAt)
+		case *events.FirmwareNoticePublished:
+			noticeRow(p.NoticeID, "firmware", "", p.Customers, p.Summary, p.Details, p.FirmwareVersion, p.AvailableAt, time.Unix(0, 0), p.PublishedAt)
 		default: // credentials and future types have no read model here
 			w.skipped.Add(1)
 			continue
 		}
 		written++
 	}
-	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats, status, notifications} {
+	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats, status, notifications, notices} {
 		if err := w.insert(ctx, t); err != nil {
 			return err
 		}
@@ -168,4 +181,15 @@ func (w *Writer) insert(ctx context.Context, t *table) error {
 		return fmt.Errorf("projection: insert %d rows into %s.%s: %w", len(t.rows), w.db, t.name, err)
 	}
 	return nil
+}
+
+// splitCustomers turns "a, b" or "*" into the list the notices table keeps.
+func splitCustomers(s string) []string {
+	out := []string{}
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }

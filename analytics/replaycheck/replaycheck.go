@@ -40,6 +40,10 @@ func Tables() []Table {
 		{"device_status", "{db}.device_status", []string{"device_id", "customer_id", "status", "changed_at"}},
 		{"notifications", "{db}.notifications", []string{"notification_id", "status", "channel", "recipient", "customer_id", "kind",
 			"device_id", "severity", "source_event_id", "attempts", "reason", "recorded_at"}},
+		{"notices", "{db}.notices", []string{"notice_id", "kind", "level", "arrayStringConcat(customers, ',')", "summary", "details",
+			"firmware_version", "starts_at", "ends_at", "published_at"}},
+		{"alerts_daily_jst", "{db}.alerts_daily_jst", []string{"day", "customer_id", "device_id", "severity", "kind", "alerts"}},
+		{"active_days_jst", "{db}.active_days_jst", []string{"day", "customer_id", "device_id"}},
 	}
 }
 

@@ -50,7 +50,7 @@ type env struct {
 	clock *clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*portal.Deps)) *env {
 	t.Helper()
 	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 2})
 	if err != nil {
@@ -94,8 +94,12 @@ func newEnv(t *testing.T) *env {
 		}
 	})
 	<-svc.Ready()
-	h, err := portal.New(portal.Deps{Accounts: svc, Sessions: portal.SessionConfig{Now: clk.Now, Idle: 30 * time.Minute,
-		Absolute: 8 * time.Hour}})
+	deps := portal.Deps{Accounts: svc, Sessions: portal.SessionConfig{Now: clk.Now, Idle: 30 * time.Minute,
+		Absolute: 8 * time.Hour}}
+	for _, o := range opts {
+		o(&deps)
+	}
+	h, err := portal.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

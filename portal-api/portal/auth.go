@@ -21,7 +21,7 @@ type authAPI struct {
 }
 
 // accountRoutes lists the login API.
-func accountRoutes(r *gin.Engine, d Deps) {
+func accountRoutes(r *gin.Engine, d Deps) *authAPI {
 	a := &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d}
 	g := r.Group("/api/v1", a.crossSite)
 	g.POST("/login", a.login)
@@ -37,6 +37,7 @@ func accountRoutes(r *gin.Engine, d Deps) {
 	g.GET("/me", a.need(""), a.me)
 	g.POST("/password-reset", a.resetRequest)
 	g.POST("/password-reset/confirm", a.resetConfirm)
+	return a
 }
 
 // crossSite refuses state-changing requests from other sites (Origin and

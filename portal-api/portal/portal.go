@@ -64,11 +64,17 @@ func New(d Deps) (http.Handler, error) {
 }
 
 func routes(r *gin.Engine, d Deps) {
+	r.GET("/api/v1/openapi.json", openAPIHandler)
+	var a *authAPI
 	if d.Accounts != nil {
-		accountRoutes(r, d)
+		a = accountRoutes(r, d)
 	}
+	webRoutes(r)
 	if d.Conn == nil {
 		return
+	}
+	if a != nil {
+		dashboardRoutes(r, d, a)
 	}
 	adm := admin.Handler(d.Registry, map[string]admin.Check{"clickhouse": d.Conn.Ping})
 	r.GET("/healthz", gin.WrapH(adm))
@@ -82,7 +88,7 @@ func routes(r *gin.Engine, d Deps) {
 		}
 		c.JSON(http.StatusOK, s)
 	})
-	r.GET("/", func(c *gin.Context) {
+	r.GET("/status", func(c *gin.Context) {
 		s, err := readStatus(c.Request.Context(), d)
 		if err != nil {
 			writeError(c, d.Logger, err)

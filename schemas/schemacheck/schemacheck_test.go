@@ -34,6 +34,7 @@ var goTypes = map[string]any{
 	events.TypeMaintenanceAnnounced:        events.MaintenanceAnnounced{},
 	events.TypeNotificationRecorded:        events.NotificationRecorded{},
 	events.TypeAlertsDropped:               events.AlertsDropped{},
+	events.TypeFirmwareNoticePublished:     events.FirmwareNoticePublished{},
 
 	events.TypeAccountIssued:                 events.AccountIssued{},
 	events.TypeAccountRequested:              events.AccountRequested{},

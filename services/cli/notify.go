@@ -39,9 +39,9 @@ func parseTime(flag, v string) (time.Time, error) {
 // cmdNotice publishes a fault (R-53, R-82, R-83) or a planned maintenance
 // (R-54) notice; the notifier mails the customers concerned.
 func cmdNotice(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || (args[0] != "fault" && args[0] != "maintenance") {
+	if len(args) == 0 || (args[0] != "fault" && args[0] != "maintenance" && args[0] != "firmware") {
 		e.flags.Usage()
-		return usageError{"notice: want `notice fault` or `notice maintenance`"}
+		return usageError{"notice: want `notice fault`, `notice maintenance` or `notice firmware`"}
 	}
 	sub := args[0]
 	level := e.flags.String("level", "", "fault level A, B or Z (fault; Z is recorded but not mailed)")
@@ -51,6 +51,8 @@ func cmdNotice(ctx context.Context, e *env, args []string) error {
 	started := e.flags.String("started", "", "fault start, RFC 3339 (fault; default now)")
 	starts := e.flags.String("starts", "", "maintenance start, RFC 3339 (maintenance, required)")
 	ends := e.flags.String("ends", "", "maintenance end, RFC 3339 (maintenance, required)")
+	version := e.flags.String("version", "", "firmware version (firmware, required)")
+	available := e.flags.String("available", "", "when appliances start updating, RFC 3339 (firmware; default now)")
 	force := e.flags.Bool("force", false, "maintenance: announce even if it starts less than 30 days from now (R-54 asks for one month)")
 	if _, err := e.parse(args[1:]); err != nil {
 		return err
@@ -76,6 +78,25 @@ func cmdNotice(ctx context.Context, e *env, args []string) error {
 		}
 		return e.printJSON(map[string]string{"notice_id": id, "type": f.EventType(), "level": f.Level,
 			"mailed": map[bool]string{true: "yes", false: "no (level Z is not reported to customers)"}[f.Level != events.FaultLevelZ]})
+	}
+	if sub == "firmware" {
+		if *version == "" {
+			return usageError{"notice firmware: --version is required"}
+		}
+		at := now
+		if *available != "" {
+			t, err := parseTime("--available", *available)
+			if err != nil {
+				return err
+			}
+			at = t.UTC()
+		}
+		f := &events.FirmwareNoticePublished{NoticeID: id, Customers: *customers, FirmwareVersion: *version, Summary: *summary,
+			Details: *details, AvailableAt: at, PublishedAt: now}
+		if err := e.publishPayload(ctx, f); err != nil {
+			return err
+		}
+		return e.printJSON(map[string]string{"notice_id": id, "type": f.EventType()})
 	}
 	if *starts == "" || *ends == "" {
 		return usageError{"notice maintenance: --starts and --ends are required"}

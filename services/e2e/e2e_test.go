@@ -163,7 +163,8 @@ func TestResentBatchIsOneAlertPerID(t *testing.T) {
 // in the log.
 func waitProjected(t testing.TB, s *stack) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// WaitGroup gives up after two minutes itself, naming what lags.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := replay.WaitGroup(ctx, s.p.Kafka, projector.Group); err != nil {
 		t.Fatal(err)

@@ -120,8 +120,12 @@ func TestImportantAlertMailEndToEnd(t *testing.T) {
 	if _, err := c.SendAlerts(ctx, []events.Alert{importantAlert(events.SeverityLow, "ads.example"), high}); err != nil {
 		t.Fatal(err)
 	}
-	msgs := waitMailbox(t, box, 1, 60*time.Second)
-	m := msgs[0]
+	var alertMails []mailbox.Message
+	waitFor(t, 60*time.Second, "the alert mail", func() (bool, string) {
+		alertMails = alertMailsIn(box)
+		return len(alertMails) >= 1, fmt.Sprintf("%d alert mails", len(alertMails))
+	})
+	m := alertMails[0]
 	if len(m.To) != 1 || m.To[0] != "admin@test.example" {
 		t.Fatalf("mail to %v, want admin@test.example", m.To)
 	}
@@ -135,9 +139,21 @@ func TestImportantAlertMailEndToEnd(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := len(box.Messages()); n != 1 {
-		t.Fatalf("%d mails; the ★☆☆ alert must not be mailed", n)
+	if n := len(alertMailsIn(box)); n != 1 {
+		t.Fatalf("%d alert mails; the ★☆☆ alert must not be mailed", n)
 	}
+}
+
+// alertMailsIn returns the important-alert mails in the mailbox; the
+// customer's first-account mail sits beside them.
+func alertMailsIn(box *mailbox.Mailbox) []mailbox.Message {
+	var out []mailbox.Message
+	for _, m := range box.Messages() {
+		if strings.Contains(m.Subject, "重要アラート") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // `mimamori serve notifier` processes are SIGKILLed again and again while

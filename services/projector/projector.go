@@ -23,7 +23,7 @@ const Group = "mimamori-projector"
 
 // Topics are the base names of the topics projected into ClickHouse.
 func Topics() []string {
-	return []string{events.TopicAlerts, events.TopicHeartbeats, events.TopicDevices, events.TopicAccounts, events.TopicNotifications}
+	return []string{events.TopicAlerts, events.TopicHeartbeats, events.TopicDevices, events.TopicAccounts, events.TopicNotifications, events.TopicOperations}
 }
 
 // Applier writes a batch of events into the projections, idempotently.

@@ -65,13 +65,19 @@ func WaitGroup(ctx context.Context, kcfg eventlog.Config, group string) error {
 			return fmt.Errorf("lag of group %s: %w", group, err)
 		}
 		var total int64
+		var behind []string
+		state := "unknown"
 		for _, l := range lags {
 			if l.FetchErr != nil || l.DescribeErr != nil {
 				return fmt.Errorf("lag of group %s: %v %v", group, l.FetchErr, l.DescribeErr)
 			}
+			state = fmt.Sprintf("%s with %d members", l.State, len(l.Members))
 			for _, t := range topics {
-				for _, pl := range l.Lag[t] {
-					total += max(pl.Lag, 0)
+				for p, pl := range l.Lag[t] {
+					if pl.Lag > 0 {
+						total += pl.Lag
+						behind = append(behind, fmt.Sprintf("%s/%d:%d", t, p, pl.Lag))
+					}
 				}
 			}
 		}
@@ -79,7 +85,8 @@ func WaitGroup(ctx context.Context, kcfg eventlog.Config, group string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the live projector (group %s) is still %d events behind the log; compare again once it caught up", group, total)
+			return fmt.Errorf("the consumer group %s (%s) is still %d events behind the log (%v); compare again once it caught up",
+				group, state, total, behind)
 		}
 		select {
 		case <-ctx.Done():

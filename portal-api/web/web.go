@@ -1,0 +1,71 @@
+// Package web is the customer portal's user interface: a small single-page
+// application in plain JavaScript (Japanese by default, English on request),
+// with its styles and the vendored chart library, embedded in the binary so
+// that the portal needs no CDN and no network. The portal serves the page
+// at every path in Pages and the assets under /assets/.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:embed static vendor
+var files embed.FS
+
+// Pages are the paths the application answers itself (history routing);
+// the portal serves the same index page at each.
+var Pages = []string{"/", "/login", "/alerts", "/alerts/:id", "/devices", "/compare", "/notices"}
+
+// AssetsPrefix is where the portal mounts Assets.
+const AssetsPrefix = "/assets/"
+
+// csp admits only this origin: no inline script, no third party.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+func headers(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// Index serves the application's page.
+func Index() http.Handler {
+	page, err := files.ReadFile("static/index.html")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		headers(w)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(page)
+	})
+}
+
+// Assets serves the embedded scripts, styles and the vendored library
+// under AssetsPrefix: /assets/app.js, /assets/vendor/uplot/uPlot.iife.min.js.
+func Assets() http.Handler {
+	static, _ := fs.Sub(files, "static")
+	vendor, _ := fs.Sub(files, "vendor")
+	sh := http.FileServerFS(static)
+	vh := http.StripPrefix("/vendor", http.FileServerFS(vendor))
+	return http.StripPrefix(strings.TrimSuffix(AssetsPrefix, "/"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		headers(w)
+		w.Header().Set("Cache-Control", "no-cache")
+		if r.URL.Path == "/index.html" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/vendor/") {
+			vh.ServeHTTP(w, r)
+			return
+		}
+		sh.ServeHTTP(w, r)
+	}))
+}

@@ -94,14 +94,23 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 		status.rows = append(status.rows, []any{eventID, device, customer, state, changed.UTC(), detected.UTC()})
 	}
 
-	seen := make(map[string]bool, len(batch))
+	// A redelivered event (same id, same time) is skipped: harmless, but
+	// cheap. A resent alert is a new event with the same id and a later
+	// time; it must reach the table, where ReplacingMergeTree keeps the
+	// latest received_at whichever batches the two arrived in.
+	type key struct {
+		id string
+		at int64
+	}
+	seen := make(map[key]bool, len(batch))
 	var written uint64
 	for _, env := range batch {
-		if seen[env.ID] { // harmless, but cheap to skip
+		k := key{env.ID, env.Time.UnixNano()}
+		if seen[k] {
 			w.duplicate.Add(1)
 			continue
 		}
-		seen[env.ID] = true
+		seen[k] = true
 		p, err := events.Decode(env)
 		if errors.Is(err, events.ErrUnknownType) {
 			w.skipped.Add(1)

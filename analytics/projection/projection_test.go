@@ -232,3 +232,46 @@ func TestDeviceStatusAndNotifications(t *testing.T) {
 		t.Fatalf("%d notification rows for nf_sample_1, want attempting and sent", n)
 	}
 }
+
+// A resent alert is a new event with the same alert id and a later
+// received_at. Whether it arrives in the same batch as the original or in
+// another, the alerts view shows one row with the latest received_at, so
+// a replay (which batches differently) gives the same table.
+func TestResentAlertSameResultInAnyBatching(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	orig := s.Alerts[0]
+	resent := orig
+	resent.ReceivedAt = orig.ReceivedAt.Add(5 * time.Second)
+	e1, err := events.New("test", &orig, orig.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := events.New("test", &resent, resent.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, batches := range map[string][][]events.Envelope{
+		"one batch":   {{e1, e2}},
+		"two batches": {{e1}, {e2}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, db := chtest.Database(t)
+			w := newWriter(t, conn, db)
+			for _, b := range batches {
+				if err := w.Apply(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n uint64
+			var got time.Time
+			if err := conn.QueryRow(ctx, "SELECT count(), max(received_at) FROM "+db+".alerts WHERE id = ?", orig.ID).Scan(&n, &got); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 || !got.Equal(resent.ReceivedAt.Truncate(time.Second)) {
+				t.Fatalf("%d rows, received_at %s; want 1 row with the resend's %s", n, got, resent.ReceivedAt.Truncate(time.Second))
+			}
+		})
+	}
+}

@@ -85,9 +85,12 @@ type Config struct {
 	Now           func() time.Time
 }
 
+// Group is the consumer group of the service unless configured otherwise.
+const Group = "mimamori-notifier"
+
 func (c *Config) defaults() {
 	if c.Group == "" {
-		c.Group = "mimamori-notifier"
+		c.Group = Group
 	}
 	if c.PortalURL == "" {
 		c.PortalURL = "http://127.0.0.1:8080"

@@ -79,9 +79,12 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Group is the consumer group of the service unless configured otherwise.
+const Group = "mimamori-watchdog"
+
 func (c *Config) defaults() {
 	if c.Group == "" {
-		c.Group = "mimamori-watchdog"
+		c.Group = Group
 	}
 	if c.Threshold <= 0 {
 		c.Threshold = 10 * time.Minute

@@ -74,6 +74,12 @@ func NewConsumer(kcfg Config, cfg ConsumerConfig, h Handler, extra ...kgo.Opt) (
 	return &Consumer{cl: cl, cfg: cfg, h: h}, nil
 }
 
+// Leave leaves the group without consuming, for a service that cannot
+// start after all: a member that joined and never reads would otherwise
+// hold its partitions until its session expires. Run must not be called
+// after Leave.
+func (c *Consumer) Leave() { c.cl.Close() }
+
 // Run consumes until ctx ends. The batch in flight when ctx ends is
 // finished (within FlushTimeout) and committed before Run returns.
 func (c *Consumer) Run(ctx context.Context) error {

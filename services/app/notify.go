@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/services/admin"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/watchdog"
@@ -56,7 +57,7 @@ func (a *App) notifier() error {
 		smtpCfg.Port, _ = strconv.Atoi(port)
 		a.p.Endpoints.Mailbox = "http://" + ln.Addr().String()
 		a.p.Endpoints.MailboxSMTP = box.Addr()
-		a.parts = append(a.parts, func(ctx context.Context) error { return box.Serve(ctx, ln) })
+		a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, box.Handler(), a.p.Log) })
 		log.Info("embedded mailbox", "page", a.p.Endpoints.Mailbox, "smtp", box.Addr())
 	}
 	closeBox := func() {

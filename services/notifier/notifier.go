@@ -221,12 +221,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	// still wait for it.
 	defer func() { tcancel(); <-tailDone }()
 	if err := n.tail.WaitCaughtUp(ctx); err != nil {
-		// The group member joined when it was created: run it on the
-		// ended context so that it leaves the group rather than holding
-		// partitions it will never read.
-		ended, end := context.WithCancel(context.Background())
-		end()
-		_ = n.cons.Run(ended)
+		n.cons.Leave()
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -195,12 +195,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	go func() { tailDone <- w.tail.Run(ctx, w.applyDevices) }()
 	defer func() { cancel(); <-tailDone }()
 	if err := w.tail.WaitCaughtUp(ctx); err != nil {
-		// The group member joined when it was created: run it on the
-		// ended context so that it leaves the group rather than holding
-		// partitions it will never read.
-		ended, end := context.WithCancel(context.Background())
-		end()
-		_ = w.cons.Run(ended)
+		w.cons.Leave()
 		if ctx.Err() != nil {
 			return nil
 		}

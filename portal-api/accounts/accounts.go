@@ -521,3 +521,7 @@ func Unlock(ctx context.Context, pub Publisher, customerID, accountID, by string
 	}
 	return pub.Publish(ctx, e)
 }
+
+// Publisher is where the service writes its events; operator commands of
+// the portal write theirs through it too.
+func (s *Service) Publisher() Publisher { return s.pub }

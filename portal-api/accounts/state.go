@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -250,4 +251,25 @@ func (s *State) pending() (custs []string, reqs []events.AccountRequested) {
 		}
 	}
 	return custs, reqs
+}
+
+// CustomerInfo is a customer as the accounts owner knows it.
+type CustomerInfo struct{ ID, Name string }
+
+// Customers lists every registered customer, by ID.
+func (s *State) Customers() []CustomerInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]CustomerInfo, 0, len(s.customers))
+	for _, c := range s.customers {
+		out = append(out, CustomerInfo{ID: c.id, Name: c.name})
+	}
+	slices.SortFunc(out, func(a, b CustomerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// HasCustomer tells whether a customer is registered.
+func (s *State) HasCustomer(id string) bool {
+	_, ok := s.customer(id)
+	return ok
 }

@@ -340,6 +340,7 @@ var messages = map[string][2]string{
 	"login_required":      {"ログインしてください。", "Please log in."},
 	"cross_site":          {"他のサイトからのリクエストは受け付けません。", "Cross-site requests are refused."},
 	"json_required":       {"JSON で送信してください。", "Send the request as JSON."},
+	"operator_only":       {"この操作は運用担当者のみ実行できます。", "Only operators may do this."},
 	"bad_request":         {"リクエストの形式が正しくありません。", "The request is malformed."},
 	"unavailable":         {"一時的に処理できません。しばらくしてから再度お試しください。", "Temporarily unavailable; try again shortly."},
 }

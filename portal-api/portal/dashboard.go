@@ -25,7 +25,7 @@ type dashAPI struct {
 // maxPeriodDays bounds a display period.
 const maxPeriodDays = 366
 
-func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) {
+func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) *dashAPI {
 	now := d.Sessions.Now
 	st, err := dashboard.New(d.Conn, d.Database, now)
 	if err != nil { // New already checked the name
@@ -40,9 +40,15 @@ func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) {
 	g.GET("/compare/participants", h.participants)
 	g.GET("/compare/devices", h.compareDevices)
 	g.GET("/notices", h.notices)
+	return h
 }
 
 func customerOf(c *gin.Context) string {
+	// Set by the operator's explicit /operator/customers/:customer routes
+	// only; a customer's own routes never read a customer from the request.
+	if id := c.GetString(viewedCustomer); id != "" {
+		return id
+	}
 	_, se := current(c)
 	return se.p.CustomerID
 }

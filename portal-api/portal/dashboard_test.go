@@ -513,7 +513,19 @@ func TestTenantIsolation(t *testing.T) {
 	// Query parameters naming B's objects, for every GET route.
 	query := "?device=dev-b1&customer=" + url.QueryEscape(d.custB) + "&customer_id=" + url.QueryEscape(d.custB) + "&q=evil"
 	asked := 0
+	operatorRoutes := 0
 	for _, r := range engine.Routes() {
+		// Operator routes answer 403 to any customer administrator, for
+		// every method and whatever the path names (B's objects here).
+		if strings.HasPrefix(r.Path, "/api/v1/operator/") {
+			operatorRoutes++
+			path := strings.NewReplacer(":customer", d.custB, ":account", "ac_x", ":id", d.alertB.ID).Replace(r.Path)
+			st, body := d.send(d.a, r.Method, path+query, map[string]string{"customers": d.custB})
+			if st != 403 || !bytes.Contains(body, []byte(`"operator_only"`)) {
+				t.Errorf("%s %s with A's session: %d %s, want 403 operator_only", r.Method, path, st, body)
+			}
+			continue
+		}
 		if r.Method != "GET" {
 			if !ownAccount[r.Path] {
 				t.Errorf("route %s %s is not covered by the tenant isolation test", r.Method, r.Path)
@@ -551,6 +563,9 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("GET %s with A's session shows B's %q", path, s)
 			}
 		}
+	}
+	if operatorRoutes < 10 {
+		t.Errorf("only %d operator routes asked", operatorRoutes)
 	}
 	if asked < 8 {
 		t.Errorf("only %d GET routes asked", asked)

@@ -74,7 +74,7 @@ func routes(r *gin.Engine, d Deps) {
 		return
 	}
 	if a != nil {
-		dashboardRoutes(r, d, a)
+		operatorRoutes(r, d, a, dashboardRoutes(r, d, a))
 	}
 	adm := admin.Handler(d.Registry, map[string]admin.Check{"clickhouse": d.Conn.Ping})
 	r.GET("/healthz", gin.WrapH(adm))

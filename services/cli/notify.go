@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/segmentio/ksuid"
-
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/services/notices"
 	"github.com/mimamori/mimamori/services/notifier"
 )
 
@@ -60,65 +58,38 @@ func cmdNotice(ctx context.Context, e *env, args []string) error {
 	if *summary == "" {
 		return usageError{"notice: --summary is required"}
 	}
-	now := time.Now().UTC()
-	id := "nt_" + ksuid.New().String()
-	if sub == "fault" {
-		at := now
-		if *started != "" {
-			t, err := parseTime("--started", *started)
-			if err != nil {
-				return err
-			}
-			at = t.UTC()
-		}
-		f := &events.FaultDeclared{NoticeID: id, Level: strings.ToUpper(*level), Customers: *customers, Summary: *summary,
-			Details: *details, StartedAt: at, DeclaredAt: now}
-		if err := e.publishPayload(ctx, f); err != nil {
-			return err
-		}
-		return e.printJSON(map[string]string{"notice_id": id, "type": f.EventType(), "level": f.Level,
-			"mailed": map[bool]string{true: "yes", false: "no (level Z is not reported to customers)"}[f.Level != events.FaultLevelZ]})
-	}
-	if sub == "firmware" {
-		if *version == "" {
-			return usageError{"notice firmware: --version is required"}
-		}
-		at := now
-		if *available != "" {
-			t, err := parseTime("--available", *available)
-			if err != nil {
-				return err
-			}
-			at = t.UTC()
-		}
-		f := &events.FirmwareNoticePublished{NoticeID: id, Customers: *customers, FirmwareVersion: *version, Summary: *summary,
-			Details: *details, AvailableAt: at, PublishedAt: now}
-		if err := e.publishPayload(ctx, f); err != nil {
-			return err
-		}
-		return e.printJSON(map[string]string{"notice_id": id, "type": f.EventType()})
-	}
-	if *starts == "" || *ends == "" {
+	if sub == "maintenance" && (*starts == "" || *ends == "") {
 		return usageError{"notice maintenance: --starts and --ends are required"}
 	}
-	s, err := parseTime("--starts", *starts)
+	req := notices.Request{Kind: sub, Level: *level, Customers: *customers, Summary: *summary, Details: *details,
+		Version: *version, Force: *force}
+	for _, t := range []struct {
+		flag, v string
+		dst     *time.Time
+	}{{"--started", *started, &req.Started}, {"--starts", *starts, &req.Starts}, {"--ends", *ends, &req.Ends},
+		{"--available", *available, &req.Available}} {
+		if t.v == "" {
+			continue
+		}
+		v, err := parseTime(t.flag, t.v)
+		if err != nil {
+			return err
+		}
+		*t.dst = v
+	}
+	p, err := notices.Build(req, time.Now())
 	if err != nil {
+		return usageError{err.Error()}
+	}
+	if err := e.publishPayload(ctx, p); err != nil {
 		return err
 	}
-	en, err := parseTime("--ends", *ends)
-	if err != nil {
-		return err
+	out := map[string]string{"type": p.EventType(), "notice_id": p.Key()}
+	if f, ok := p.(*events.FaultDeclared); ok {
+		out["level"] = f.Level
+		out["mailed"] = map[bool]string{true: "yes", false: "no (level Z is not reported to customers)"}[f.Level != events.FaultLevelZ]
 	}
-	if s.Sub(now) < 30*24*time.Hour && !*force {
-		return usageError{fmt.Sprintf("notice maintenance: it starts in %s; R-54 asks for at least one month's notice (use --force to announce anyway)",
-			s.Sub(now).Round(time.Hour))}
-	}
-	m := &events.MaintenanceAnnounced{NoticeID: id, Customers: *customers, Summary: *summary, Details: *details,
-		StartsAt: s.UTC(), EndsAt: en.UTC(), AnnouncedAt: now}
-	if err := e.publishPayload(ctx, m); err != nil {
-		return err
-	}
-	return e.printJSON(map[string]string{"notice_id": id, "type": m.EventType()})
+	return e.printJSON(out)
 }
 
 // cmdNotify changes a customer's notification settings. The settings are

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/ksuid"
@@ -39,6 +40,9 @@ type CloudConfig struct {
 	// Reboot is called for a "reboot" command from the cloud.
 	Reboot func()
 	Logger *slog.Logger
+	// Now is the clock of heartbeats: sent_at, uptime and the 24 h window
+	// of clients seen (default time.Now).
+	Now func() time.Time
 }
 
 // Cloud sends the queue and heartbeats and fetches definitions.
@@ -66,6 +70,9 @@ func NewCloud(cfg CloudConfig) (*Cloud, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = time.Minute
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -86,7 +93,7 @@ func NewCloud(cfg CloudConfig) (*Cloud, error) {
 	}
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
-	return &Cloud{cfg: cfg, up: up, hc: hc, log: log, fetch: make(chan struct{}, 1), start: time.Now()}, nil
+	return &Cloud{cfg: cfg, up: up, hc: hc, log: log, fetch: make(chan struct{}, 1), start: cfg.Now()}, nil
 }
 
 // Close releases connections.
@@ -143,17 +150,34 @@ func (c *Cloud) sendLoop(ctx context.Context) {
 
 // SendOnce sends pending gaps and one batch of alerts; it returns how many
 // records were acknowledged.
+//
+// A drop while a batch is being sent (the queue filled up while the cloud
+// was unreachable) abandons that batch: its oldest records may be among
+// the dropped ones, counted in the new gap, and the gap goes first. So
+// the gap counts exactly the alerts that never arrive, unless the gateway
+// accepted the batch in the instant before the drop and the reply was
+// lost; then a gap counts alerts that did arrive too.
 func (c *Cloud) SendOnce(ctx context.Context) (int, error) {
 	q := c.cfg.Queue
 	n := 0
-	for _, g := range q.Gaps() {
-		if err := c.sendGap(ctx, g); err != nil {
-			return n, err
+	for {
+		select { // a drop signalled before here is in the gaps read next
+		case <-q.Drops():
+		default:
 		}
-		if err := q.AckGap(g.ID); err != nil {
-			return n, err
+		gaps := q.Gaps()
+		if len(gaps) == 0 {
+			break
 		}
-		n++
+		for _, g := range gaps {
+			if err := c.sendGap(ctx, g); err != nil {
+				return n, err
+			}
+			if err := q.AckGap(g.ID); err != nil {
+				return n, err
+			}
+			n++
+		}
 	}
 	recs, cur, err := q.Peek(uplink.MaxBatchAlerts, uplink.MaxBatchBytes-64<<10)
 	if err != nil || len(recs) == 0 {
@@ -168,7 +192,24 @@ func (c *Cloud) SendOnce(ctx context.Context) (int, error) {
 		}
 		alerts = append(alerts, a)
 	}
-	_, err = c.up.SendAlerts(ctx, alerts)
+	sctx, cancel := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	var dropped atomic.Bool
+	go func() {
+		defer close(watched)
+		select {
+		case <-q.Drops():
+			dropped.Store(true)
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	_, err = c.up.SendAlerts(sctx, alerts)
+	cancel()
+	<-watched
+	if err != nil && dropped.Load() && ctx.Err() == nil {
+		return n, nil // the gap first, then a fresh batch
+	}
 	var perm *uplink.PermanentError
 	if errors.As(err, &perm) && !perm.Unauthorized() {
 		// The gateway will never take this batch: keeping it would block
@@ -228,7 +269,7 @@ func (c *Cloud) heartbeats(ctx context.Context) {
 }
 
 func (c *Cloud) heartbeat(ctx context.Context) {
-	now := time.Now()
+	now := c.cfg.Now()
 	hb := events.Heartbeat{ID: ksuid.New().String(), SentAt: now.UTC(), FirmwareVersion: c.cfg.Firmware,
 		DefinitionsVersion: c.cfg.Store.Current().VersionString(), UptimeSeconds: int64(now.Sub(c.start) / time.Second),
 		QueueDepth: c.cfg.Queue.Depth()}

@@ -84,6 +84,7 @@ type Queue struct {
 	w     *os.File
 	st    state
 	total int64
+	drops chan struct{}
 }
 
 // Cursor is a read position returned by Peek and passed to Ack.
@@ -110,7 +111,7 @@ func Open(dir string, cfg Config) (*Queue, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q := &Queue{dir: dir, cfg: cfg}
+	q := &Queue{dir: dir, cfg: cfg, drops: make(chan struct{}, 1)}
 	if b, err := os.ReadFile(q.statePath()); err == nil {
 		if err := json.Unmarshal(b, &q.st); err != nil {
 			return nil, fmt.Errorf("queue: state file: %w", err)
@@ -243,7 +244,7 @@ func (q *Queue) Append(records [][]byte) error {
 			return fmt.Errorf("queue: record of %d bytes, at most %d allowed", len(r), maxRecord)
 		}
 		cur := &q.segs[len(q.segs)-1]
-		if cur.size > 0 && cur.size+int64(len(buf))+8+int64(len(r)) > q.cfg.SegmentBytes {
+		if cur.size > 0 && cur.size+8+int64(len(r)) > q.cfg.SegmentBytes { // cur.size counts buf already
 			if err := q.writeSync(buf); err != nil {
 				return err
 			}
@@ -321,9 +322,20 @@ func (q *Queue) enforceLimit() error {
 		}
 		q.segs = q.segs[1:]
 		q.total -= old.size
+		if dropped > 0 {
+			select {
+			case q.drops <- struct{}{}:
+			default:
+			}
+		}
 	}
 	return nil
 }
+
+// Drops is signalled when records were dropped unsent (a new Gap). A
+// reader sending a batch it peeked before the drop stops on it: the
+// dropped records are counted in the gap and must not arrive as well.
+func (q *Queue) Drops() <-chan struct{} { return q.drops }
 
 func (q *Queue) saveState(st state) error {
 	b, err := json.Marshal(st)

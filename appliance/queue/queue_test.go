@@ -107,3 +107,57 @@ func TestFullQueueDropsOldestWithExactGap(t *testing.T) {
 		t.Fatalf("peek %d, last %q", len(got), got[len(got)-1])
 	}
 }
+
+// TestDropsSignalled: Drops is signalled when records are dropped unsent,
+// and not for appends that fit or for segments already delivered. One
+// Append of many records (the agent's group commit) fills segments to
+// SegmentBytes, not to half of it.
+func TestDropsSignalled(t *testing.T) {
+	// Records are 8+12 bytes; segments of 200 bytes hold 10.
+	dir := t.TempDir()
+	q, err := Open(dir, Config{MaxBytes: 600, SegmentBytes: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	signalled := func() bool {
+		select {
+		case <-q.Drops():
+			return true
+		default:
+			return false
+		}
+	}
+	if err := q.Append(recs(0, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if signalled() || len(q.Gaps()) != 0 {
+		t.Fatal("drop signalled for a queue within its limit")
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, p := range segs {
+		if st, err := os.Stat(p); err != nil || st.Size() != 200 {
+			t.Fatalf("segment %s: %v, %v; want 3 segments of 200 bytes", p, st.Size(), err)
+		}
+	}
+	if len(segs) != 3 {
+		t.Fatalf("%d segments for 30 records, want 3 of 10", len(segs))
+	}
+	// Deliver the first segment: dropping it later loses nothing.
+	_, cur, _ := q.Peek(10, 1<<20)
+	if err := q.Ack(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Append(recs(30, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if signalled() || len(q.Gaps()) != 0 {
+		t.Fatalf("drop signalled with nothing unsent dropped (gaps %v)", q.Gaps())
+	}
+	if err := q.Append(recs(40, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if !signalled() || len(q.Gaps()) != 1 || q.Gaps()[0].Dropped != 10 {
+		t.Fatalf("drop of 10 unsent: gaps %v", q.Gaps())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,10 +24,14 @@ import (
 const LatestBundle = "latest.bundle"
 
 // bundleCache keeps the bytes of the latest bundle, re-read when the
-// file changes, so a thousand polling appliances cost one read.
+// file changes, so a thousand polling appliances cost one read. A change
+// is a different file (publish renames a new one into place), size or
+// modification time: two bundles of one size published within the file
+// system's timestamp granularity differ only in the file.
 type bundleCache struct {
 	mu      sync.Mutex
 	path    string
+	st      os.FileInfo
 	mod     time.Time
 	size    int64
 	data    []byte
@@ -41,13 +46,24 @@ func (b *bundleCache) get() (data []byte, etag, version string, err error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.data != nil && st.ModTime().Equal(b.mod) && st.Size() == b.size {
+	if b.data != nil && os.SameFile(st, b.st) && st.ModTime().Equal(b.mod) && st.Size() == b.size {
 		return b.data, b.etag, b.version, nil
 	}
-	d, err := os.ReadFile(b.path)
+	f, err := os.Open(b.path)
 	if err != nil {
 		return nil, "", "", err
 	}
+	defer f.Close()
+	// The file read, not the one stat saw: a publish in between must
+	// not pair the new bytes with the old file's identity.
+	if st, err = f.Stat(); err != nil {
+		return nil, "", "", err
+	}
+	d, err := io.ReadAll(f)
+	if err != nil {
+		return nil, "", "", err
+	}
+	b.st = st
 	sum := sha256.Sum256(d)
 	b.data, b.mod, b.size = d, st.ModTime(), st.Size()
 	b.etag = `"` + hex.EncodeToString(sum[:16]) + `"`

@@ -93,6 +93,9 @@ func newPayload(typ string) (Payload, bool) {
 	if p, ok := newAccountPayload(typ); ok {
 		return p, true
 	}
+	if p, ok := newDeviceCommandPayload(typ); ok {
+		return p, true
+	}
 	return nil, false
 }
 
@@ -102,7 +105,7 @@ func KnownTypes() []string {
 		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived,
 		TypeDeviceActivated, TypeDeviceWentOffline, TypeDeviceCameOnline, TypeDeviceWentSilent,
 		TypeNotificationSettingsChanged, TypeFaultDeclared, TypeMaintenanceAnnounced, TypeNotificationRecorded,
-		TypeAlertsDropped, TypeFirmwareNoticePublished}, accountTypes()...)
+		TypeAlertsDropped, TypeFirmwareNoticePublished}, append(accountTypes(), deviceCommandTypes()...)...)
 }
 
 // Envelope is one event: the CloudEvents 1.0 attributes and the JSON payload.

@@ -46,6 +46,9 @@ var goTypes = map[string]any{
 	events.TypeAccountSecondFactorChanged:    events.AccountSecondFactorChanged{},
 	events.TypeAccountPasswordResetRequested: events.AccountPasswordResetRequested{},
 	events.TypeAccountLoggedOut:              events.AccountLoggedOut{},
+
+	events.TypeDeviceRebootRequested:  events.DeviceRebootRequested{},
+	events.TypeDeviceCommandDelivered: events.DeviceCommandDelivered{},
 }
 
 func TestEveryTypeHasAMatchingSchema(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/user"
 	"time"
 
 	"github.com/mimamori/mimamori/events/eventlog"
@@ -62,9 +63,12 @@ type DeviceCredentials struct {
 }
 
 func cmdDevice(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "reboot" {
+		return cmdDeviceReboot(ctx, e, args[1:])
+	}
 	if len(args) == 0 || (args[0] != "register" && args[0] != "revoke") {
 		e.flags.Usage()
-		return usageError{"device: want `device register` or `device revoke`"}
+		return usageError{"device: want `device register`, `device revoke` or `device reboot`"}
 	}
 	sub := args[0]
 	customer := e.flags.String("customer", "", "customer the appliance serves (register)")
@@ -105,6 +109,38 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 		out.Ingest, out.CAFile = ep.Ingest, ep.IngestCAFile
 	}
 	return e.printJSON(out)
+}
+
+// cmdDeviceReboot asks an appliance to reboot (R-16): the request is
+// recorded and handed over on the device's next heartbeat reply.
+func cmdDeviceReboot(ctx context.Context, e *env, args []string) error {
+	device := e.flags.String("device", "", "device ID dv_… (required)")
+	reason := e.flags.String("reason", "requested by operator", "reason recorded with the request")
+	by := e.flags.String("by", operatorName(), "who asks (recorded as requested_by)")
+	if _, err := e.parse(args); err != nil {
+		return err
+	}
+	if *device == "" {
+		return usageError{"device reboot: --device is required"}
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	id, err := registry.RequestReboot(ctx, p, *device, *by, *reason, time.Now())
+	if err != nil {
+		return err
+	}
+	return e.printJSON(map[string]string{"device_id": *device, "request_id": id, "status": "requested"})
+}
+
+// operatorName is the default requested_by: the login name, or "operator".
+func operatorName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "operator"
 }
 
 func cmdMigrate(ctx context.Context, e *env, args []string) error {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -196,4 +197,42 @@ func (s *server) commandsFor(env events.Envelope) []string {
 		cmds = append(cmds, CommandFetchDefinitions)
 	}
 	return cmds
+}
+
+// deliverReboot reports whether the heartbeat reply should carry "reboot":
+// the device has an undelivered reboot request and the delivery
+// record (mimamori.device.command_delivered.v1) is written. The record is
+// published before the reply, so a device is never told to reboot without
+// it; if it cannot be written the reply leaves "reboot" out and a later
+// heartbeat tries again.
+//
+// Delivery is at least once, not exactly once: each ingest instance knows
+// of a delivery from its own tail of the devices topic (and, at once, of
+// the ones it made itself). Two instances answering heartbeats of one
+// device within the time it takes to read the other's record may both
+// deliver one request; the appliance then reboots a second time at most.
+func (s *server) deliverReboot(ctx context.Context, deviceID string) bool {
+	if s.cmds == nil {
+		return false
+	}
+	reqID, ok := s.cmds.PendingReboot(deviceID)
+	if !ok {
+		return false
+	}
+	now := s.cfg.Now()
+	env, err := events.New(Source, &events.DeviceCommandDelivered{DeviceID: deviceID, RequestID: reqID,
+		Command: events.DeviceCommandReboot, DeliveredAt: now.UTC()}, now)
+	if err != nil {
+		s.log.Error("ingest: reboot delivery record", "device", deviceID, "request", reqID, "err", err)
+		return false
+	}
+	if err := s.publish(ctx, []events.Envelope{env}); err != nil {
+		s.log.Warn("ingest: reboot not delivered: cannot record the delivery", "device", deviceID, "request", reqID, "err", err)
+		return false
+	}
+	if err := s.cmds.CommandDelivered(env); err != nil {
+		s.log.Warn("ingest: delivery record not applied locally", "device", deviceID, "request", reqID, "err", err)
+	}
+	s.log.Info("ingest: reboot delivered", "device", deviceID, "request", reqID)
+	return true
 }

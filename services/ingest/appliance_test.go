@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/services/ingest"
+	"github.com/mimamori/mimamori/services/registry"
 )
 
 // bundle builds a signed definitions bundle of one domain list.
@@ -176,5 +178,106 @@ func TestGapRecordPublished(t *testing.T) {
 	if d.ID != id || d.Dropped != 1234 || !d.DroppedAt.Equal(droppedAt) || d.DeviceID != g.device.DeviceID ||
 		d.CustomerID != g.customer || d.ReceivedAt.IsZero() || string(recs[0].Key) != g.device.DeviceID {
 		t.Fatalf("gap event %+v key %q", d, recs[0].Key)
+	}
+}
+
+// TestRebootDeliveredOnce: an operator's reboot request (R-16) reaches the
+// device on its next heartbeat reply, the delivery is recorded on the
+// devices topic before the reply, and the heartbeat after that does not
+// repeat it. A request for a well-formed device ID nobody authenticates as
+// is accepted by registry.RequestReboot but never delivered; a malformed
+// one is refused.
+func TestRebootDeliveredOnce(t *testing.T) {
+	g := newGateway(t, ingest.Config{})
+	ctx := context.Background()
+	dev := g.device.DeviceID
+	if _, err := registry.RequestReboot(ctx, g.prod, "not-a-device", "ops", "", time.Now()); err == nil {
+		t.Fatal("reboot of a malformed device ID accepted")
+	}
+	ghost := registry.DevicePrefix + ksuid.New().String()
+	if _, err := registry.RequestReboot(ctx, g.prod, ghost, "ops", "ghost", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hbReply := func() string {
+		t.Helper()
+		r := g.do(t, request{path: "/v1/heartbeat", token: g.device.Credential, contentType: "application/json",
+			body: mustJSON(heartbeat())})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("heartbeat = %d %s", r.status, r.raw)
+		}
+		return r.raw
+	}
+	if got := hbReply(); got != `{"commands":[]}` {
+		t.Fatalf("no request: heartbeat reply %s", got)
+	}
+
+	reqID, err := registry.RequestReboot(ctx, g.prod, dev, "ops@mimamori", "resolver stuck", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request reaches ingest through its tail of the devices topic.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if id, ok := g.live.State().PendingReboot(dev); ok && id == reqID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingest never read the reboot request")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := hbReply(); got != `{"commands":["reboot"]}` {
+		t.Fatalf("pending reboot: heartbeat reply %s", got)
+	}
+	for i := 0; i < 2; i++ {
+		if got := hbReply(); got != `{"commands":[]}` {
+			t.Fatalf("reboot already delivered: heartbeat %d reply %s", i+2, got)
+		}
+	}
+
+	var delivered []*events.DeviceCommandDelivered
+	for _, rec := range g.records(t, events.TopicDevices, int(g.endOffsets(t, events.TopicDevices))) {
+		env, err := eventlog.FromRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type != events.TypeDeviceCommandDelivered {
+			continue
+		}
+		p, err := events.Decode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := p.(*events.DeviceCommandDelivered)
+		if string(rec.Key) != d.DeviceID {
+			t.Fatalf("delivery record keyed %q, device %s", rec.Key, d.DeviceID)
+		}
+		delivered = append(delivered, d)
+	}
+	if len(delivered) != 1 || delivered[0].DeviceID != dev || delivered[0].RequestID != reqID ||
+		delivered[0].Command != events.DeviceCommandReboot || delivered[0].DeliveredAt.IsZero() {
+		t.Fatalf("delivery records %+v, want one for request %s of %s", delivered, reqID, dev)
+	}
+
+	// A registry rebuilt from the log agrees: nothing pending for the
+	// device, and the ghost's request is still undelivered.
+	fresh, err := registry.NewLive(g.kcfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- fresh.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := fresh.WaitCaughtUp(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := fresh.PendingReboot(dev); ok {
+		t.Fatalf("rebuilt registry: request %s still pending after delivery", id)
+	}
+	if _, ok := fresh.PendingReboot(ghost); !ok {
+		t.Fatal("rebuilt registry: the unknown device's request is no longer pending")
 	}
 }

@@ -61,7 +61,11 @@ func (s *server) handleHeartbeat(c *gin.Context) {
 		return
 	}
 	s.metrics.heartbeatsAccepted.Inc()
-	c.JSON(http.StatusAccepted, gin.H{"commands": s.commandsFor(env)})
+	cmds := s.commandsFor(env)
+	if s.deliverReboot(c.Request.Context(), who.deviceID) {
+		cmds = append(cmds, CommandReboot)
+	}
+	c.JSON(http.StatusAccepted, gin.H{"commands": cmds})
 }
 
 func (s *server) handleHealthz(c *gin.Context) {

@@ -27,6 +27,17 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (deviceID, customerID string, err error)
 }
 
+// Commands is where pending remote commands come from (registry.Live).
+// When Deps.Commands is nil and Deps.Auth implements Commands, Auth is used.
+type Commands interface {
+	// PendingReboot returns the undelivered reboot request of a device.
+	PendingReboot(deviceID string) (requestID string, ok bool)
+	// CommandDelivered is told of each delivery record once it is
+	// published, so this instance does not repeat the command before its
+	// tail reads the record back.
+	CommandDelivered(e events.Envelope) error
+}
+
 // Publisher writes events and returns once Kafka acknowledged all of them;
 // Ping tells whether Kafka answers (eventlog.Producer).
 type Publisher interface {
@@ -110,6 +121,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	Commands Commands // optional; see Commands
 }
 
 type server struct {
@@ -120,6 +132,7 @@ type server struct {
 	metrics *metrics
 	gather  prometheus.Gatherer
 	bundles *bundleCache
+	cmds    Commands
 }
 
 // New returns the gateway's handler. Auth and Pub are required; a nil
@@ -131,6 +144,10 @@ func New(cfg Config, deps Deps) http.Handler {
 	}
 	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer}
 	s.bundles = newBundleCache(cfg.DefinitionsDir)
+	s.cmds = deps.Commands
+	if s.cmds == nil {
+		s.cmds, _ = deps.Auth.(Commands)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

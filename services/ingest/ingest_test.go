@@ -146,6 +146,20 @@ func (g *gateway) written(t *testing.T) int64 {
 }
 
 // records reads n records of a topic from the beginning.
+// endOffsets is the number of records written to a topic so far.
+func (g *gateway) endOffsets(t *testing.T, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(g.prod.Client()).ListEndOffsets(ctx, g.kcfg.Topic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
 func (g *gateway) records(t *testing.T, topic string, n int) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(append(g.kcfg.ClientOpts(), kgo.ConsumeTopics(g.kcfg.Topic(topic)),

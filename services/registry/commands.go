@@ -137,3 +137,29 @@ func envelopes(now time.Time, ps ...events.Payload) ([]events.Envelope, error) {
 	}
 	return envs, nil
 }
+
+// RequestReboot records an operator's request that a device reboot
+// and returns the request ID (a KSUID). Ingest hands the command over on
+// the device's next heartbeat reply. The device ID must look like one
+// ("dv_" + KSUID); whether it is registered is not checked here (this
+// function only writes): a request for an ID that no credential
+// authenticates as is never delivered.
+func RequestReboot(ctx context.Context, pub Publisher, deviceID, requestedBy, reason string, now time.Time) (string, error) {
+	rest, ok := strings.CutPrefix(deviceID, DevicePrefix)
+	if !ok {
+		return "", fmt.Errorf("request reboot: device ID %q does not start with %s", deviceID, DevicePrefix)
+	}
+	if _, err := ksuid.Parse(rest); err != nil {
+		return "", fmt.Errorf("request reboot: malformed device ID %q", deviceID)
+	}
+	id := ksuid.New().String()
+	envs, err := envelopes(now, &events.DeviceRebootRequested{DeviceID: deviceID, RequestID: id,
+		RequestedBy: requestedBy, Reason: reason, RequestedAt: now.UTC()})
+	if err != nil {
+		return "", fmt.Errorf("request reboot: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return "", fmt.Errorf("request reboot: %w", err)
+	}
+	return id, nil
+}

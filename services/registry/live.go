@@ -127,3 +127,12 @@ func (l *Live) runCatchUp(c *catchUp, parent context.Context) {
 	l.mu.Unlock()
 	close(c.done)
 }
+
+// PendingReboot is State.PendingReboot (ingest.Commands).
+func (l *Live) PendingReboot(deviceID string) (string, bool) { return l.state.PendingReboot(deviceID) }
+
+// CommandDelivered applies a delivery record this instance has just
+// published, so its next heartbeat reply does not repeat the command while
+// the tail has not read the record back yet (ingest.Commands). Applying
+// it again from the tail changes nothing.
+func (l *Live) CommandDelivered(e events.Envelope) error { return l.state.Apply(e) }

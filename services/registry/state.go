@@ -76,11 +76,18 @@ type State struct {
 	devices   map[string]*Device
 	customers map[string]Customer
 	creds     map[string]*credential
+	// reboots holds, per device, the reboot request not yet delivered
+	// (the latest one: a single reboot satisfies every earlier request).
+	reboots map[string]string
+	// delivered holds request IDs already delivered, so a request read
+	// after its delivery record (replay from a mid-point) stays done.
+	delivered map[string]bool
 }
 
 // NewState returns an empty registry.
 func NewState() *State {
-	return &State{devices: map[string]*Device{}, customers: map[string]Customer{}, creds: map[string]*credential{}}
+	return &State{devices: map[string]*Device{}, customers: map[string]Customer{}, creds: map[string]*credential{},
+		reboots: map[string]string{}, delivered: map[string]bool{}}
 }
 
 // Apply folds one event into the state. Events of other types (the topics
@@ -119,8 +126,26 @@ func (s *State) Apply(e events.Envelope) error {
 			c.deviceID = p.DeviceID
 		}
 		c.revoked = true
+	case *events.DeviceRebootRequested:
+		if !s.delivered[p.RequestID] {
+			s.reboots[p.DeviceID] = p.RequestID
+		}
+	case *events.DeviceCommandDelivered:
+		s.delivered[p.RequestID] = true
+		if s.reboots[p.DeviceID] == p.RequestID {
+			delete(s.reboots, p.DeviceID)
+		}
 	}
 	return nil
+}
+
+// PendingReboot returns the reboot request of a device that has not been
+// delivered yet.
+func (s *State) PendingReboot(deviceID string) (requestID string, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	requestID, ok = s.reboots[deviceID]
+	return requestID, ok
 }
 
 func (s *State) device(id string) *Device {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/ksuid"
+
 	"github.com/mimamori/mimamori/events"
 )
 
@@ -96,5 +98,39 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if _, ok := s.Customer("cu_1"); !ok {
 		t.Fatal("customer cu_1 unknown")
+	}
+}
+
+// TestPendingReboot: a reboot request is pending until its delivery is
+// recorded; the latest request of a device is the one pending; a delivery
+// read before its request (replay from a mid-point) keeps it done.
+func TestPendingReboot(t *testing.T) {
+	s := NewState()
+	now := time.Now()
+	req := func(dev, id string) *events.DeviceRebootRequested {
+		return &events.DeviceRebootRequested{DeviceID: dev, RequestID: id, RequestedBy: "ops", RequestedAt: now}
+	}
+	del := func(dev, id string) *events.DeviceCommandDelivered {
+		return &events.DeviceCommandDelivered{DeviceID: dev, RequestID: id, Command: "reboot", DeliveredAt: now}
+	}
+	a, b, c := ksuid.New().String(), ksuid.New().String(), ksuid.New().String()
+	if _, ok := s.PendingReboot("dv_1"); ok {
+		t.Fatal("pending reboot on an empty registry")
+	}
+	apply(t, s, req("dv_1", a))
+	if id, ok := s.PendingReboot("dv_1"); !ok || id != a {
+		t.Fatalf("after request: %q %v", id, ok)
+	}
+	apply(t, s, req("dv_1", b))
+	if id, _ := s.PendingReboot("dv_1"); id != b {
+		t.Fatalf("second request: pending %q, want %q", id, b)
+	}
+	apply(t, s, del("dv_1", b), del("dv_1", b))
+	if id, ok := s.PendingReboot("dv_1"); ok {
+		t.Fatalf("delivered request still pending: %s", id)
+	}
+	apply(t, s, del("dv_2", c), req("dv_2", c))
+	if id, ok := s.PendingReboot("dv_2"); ok {
+		t.Fatalf("request read after its delivery is pending: %s", id)
 	}
 }

@@ -44,6 +44,10 @@ func Tables() []Table {
 			"firmware_version", "starts_at", "ends_at", "published_at"}},
 		{"alerts_daily_jst", "{db}.alerts_daily_jst", []string{"day", "customer_id", "device_id", "severity", "kind", "alerts"}},
 		{"active_days_jst", "{db}.active_days_jst", []string{"day", "customer_id", "device_id"}},
+		{"alerts_by_customer", "{db}.alerts_by_customer FINAL", []string{"id", "device_id", "customer_id", "detected_at", "received_at",
+			"severity", "kind", "indicator", "label", "action", "src_ip", "src_port", "src_mac", "dst_ip", "dst_port", "dst_mac", "protocol",
+			"zones", "url", "domain", "file_name", "file_sha256", "definitions_version", "count"}},
+		{"alerts_customer_daily_jst", "{db}.alerts_customer_daily_jst", []string{"day", "customer_id", "alerts"}},
 	}
 }
 

@@ -2,13 +2,17 @@
 // dashboards from ClickHouse. Every function takes the customer ID as a
 // parameter and filters on it; callers take it from the session, never from
 // the request. Counts come from the daily aggregates by Japanese calendar day
-// (alerts_daily_jst_state, active_days_jst_log), so each answer reads a few
-// thousand rows whatever the size of the alerts table; only the alert list
-// and detail read alerts_log, by its primary key (customer_id, id).
+// (alerts_daily_jst_state, alerts_customer_daily_jst_state,
+// active_days_jst_log), so each answer reads a few thousand rows whatever the
+// size of the alerts table; the alert list and detail read
+// alerts_by_customer, the alerts sorted by (customer_id, detected_at, id),
+// where a customer's period is a short range, and alert_ids, which gives an
+// alert's detected_at by id.
 package dashboard
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -246,13 +250,31 @@ func (s *Store) Alerts(ctx context.Context, customer string, f Filter) ([]Alert,
 		args = append(args, f.Text)
 	}
 	cond := strings.Join(where, " AND ")
-	var total uint64
-	// No FINAL: it reads every part of every daily partition. A resent
+	// No FINAL: it reads every part of the period's partitions. A resent
 	// alert keeps its id, so distinct ids count it once, and LIMIT 1 BY id
-	// keeps its latest receipt.
-	if err := s.conn.QueryRow(ctx, s.q(`SELECT uniqExact(id) FROM {db}.alerts_log WHERE `+cond), args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("dashboard: count alerts: %w", err)
+	// keeps its latest receipt. The count runs beside the page.
+	var total uint64
+	var countErr error
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		if err := s.conn.QueryRow(ctx, s.q(`SELECT uniqExact(id) FROM {db}.alerts_by_customer WHERE `+cond), args...).Scan(&total); err != nil {
+			countErr = fmt.Errorf("dashboard: count alerts: %w", err)
+		}
+	}()
+	items, err := s.alertPage(ctx, cond, args, f)
+	<-counted
+	if err != nil {
+		return nil, 0, err
 	}
+	if countErr != nil {
+		return nil, 0, countErr
+	}
+	return items, total, nil
+}
+
+// alertPage reads one page of the alerts matching cond.
+func (s *Store) alertPage(ctx context.Context, cond string, args []any, f Filter) ([]Alert, error) {
 	dir := "ASC"
 	if f.Desc {
 		dir = "DESC"
@@ -262,28 +284,39 @@ func (s *Store) Alerts(ctx context.Context, customer string, f Filter) ([]Alert,
 		order = "severity " + dir + ", detected_at DESC, id DESC, received_at DESC"
 	}
 	limit := fmt.Sprintf(" LIMIT %d, %d", (f.Page-1)*f.PageSize, f.PageSize)
-	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_log WHERE `+cond+` ORDER BY `+order+` LIMIT 1 BY id`+limit), args...)
+	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_by_customer WHERE `+cond+` ORDER BY `+order+` LIMIT 1 BY id`+limit), args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dashboard: alerts: %w", err)
+		return nil, fmt.Errorf("dashboard: alerts: %w", err)
 	}
 	defer rows.Close()
 	items := []Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		items = append(items, a)
 	}
-	return items, total, rows.Err()
+	return items, rows.Err()
 }
 
 // Alert returns one of the customer's alerts, or ErrNotFound.
 func (s *Store) Alert(ctx context.Context, customer, id string) (Alert, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_log
-		WHERE customer_id = ? AND id = ? AND detected_at >= ? ORDER BY received_at DESC LIMIT 1`), customer, id, s.cutoff())
+	// alert_ids gives detected_at, so the read touches one partition by
+	// its whole sorting key.
+	var at time.Time
+	if err := s.conn.QueryRow(ctx, s.q(`SELECT detected_at FROM {db}.alert_ids WHERE customer_id = ? AND id = ? LIMIT 1`),
+		customer, id).Scan(&at); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Alert{}, ErrNotFound
+		}
+		return Alert{}, fmt.Errorf("dashboard: alert id: %w", err)
+	}
+	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_by_customer
+		WHERE customer_id = ? AND detected_at = ? AND id = ? AND detected_at >= ? ORDER BY received_at DESC LIMIT 1`),
+		customer, at.UTC(), id, s.cutoff())
 	if err != nil {
 		return Alert{}, fmt.Errorf("dashboard: alert: %w", err)
 	}
@@ -457,7 +490,7 @@ func (s *Store) fleetDays(ctx context.Context, p Period) (map[string]map[string]
 	// cached answer is never older than the data, only reused while equal.
 	var stateRows, activeRows uint64
 	if err := s.conn.QueryRow(ctx, s.q(`SELECT
-		(SELECT count() FROM {db}.alerts_daily_jst_state WHERE day >= toDate(?) AND day <= toDate(?)),
+		(SELECT count() FROM {db}.alerts_customer_daily_jst_state WHERE day >= toDate(?) AND day <= toDate(?)),
 		(SELECT count() FROM {db}.active_days_jst_log WHERE day >= toDate(?) AND day <= toDate(?))`),
 		from, to, from, to).Scan(&stateRows, &activeRows); err != nil {
 		return nil, nil, fmt.Errorf("dashboard: fleet fingerprint: %w", err)
@@ -471,8 +504,8 @@ func (s *Store) fleetDays(ctx context.Context, p Period) (map[string]map[string]
 		return e.active, e.counts, nil
 	}
 	active := map[string]map[string]bool{} // day -> customers
-	rows, err := s.conn.Query(ctx, s.q(`SELECT DISTINCT toString(day), customer_id FROM {db}.active_days_jst_log
-		WHERE day >= toDate(?) AND day <= toDate(?)`), from, to)
+	rows, err := s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id FROM {db}.active_days_jst_log
+		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: participants: %w", err)
 	}
@@ -489,7 +522,7 @@ func (s *Store) fleetDays(ctx context.Context, p Period) (map[string]map[string]
 	}
 	rows.Close()
 	counts := map[string]map[string]uint64{} // day -> customer -> alerts
-	rows, err = s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id, uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_state
+	rows, err = s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id, uniqExactMerge(alerts) FROM {db}.alerts_customer_daily_jst_state
 		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: participant counts: %w", err)

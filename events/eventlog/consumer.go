@@ -23,7 +23,12 @@ type ConsumerConfig struct {
 	// FlushTimeout bounds how long the batch in flight may take to finish
 	// after shutdown was asked for.
 	FlushTimeout time.Duration
-	Logger       *slog.Logger
+	// InstanceID, when set, makes the consumer a static group member: a
+	// restart with the same ID takes its partitions back at once, where a
+	// dynamic member's replacement waits for the dead session to expire.
+	// Each replica needs its own stable ID.
+	InstanceID string
+	Logger     *slog.Logger
 }
 
 // Consumer reads topics as a member of a consumer group, hands batches to
@@ -67,6 +72,9 @@ func NewConsumer(kcfg Config, cfg ConsumerConfig, h Handler, extra ...kgo.Opt) (
 		kgo.HeartbeatInterval(time.Second),
 		kgo.RebalanceTimeout(15*time.Second),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)

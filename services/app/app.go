@@ -118,7 +118,7 @@ func (a *App) projector() error {
 	if err != nil {
 		return err
 	}
-	pr, err := projector.New(projector.Config{}, a.p.Kafka, w, a.p.Log.With("service", "projector"), a.reg)
+	pr, err := projector.New(projector.Config{InstanceID: a.p.Cfg.InstanceID}, a.p.Kafka, w, a.p.Log.With("service", "projector"), a.reg)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func newBroker(t testing.TB) *eventlog.Broker {
 func newStack(t testing.TB) *stack {
 	t.Helper()
 	conn, db := chtest.EmptyDatabase(t)
-	return newStackOn(t, conn, db)
+	return newStackOn(t, conn, db, nil)
 }
 
 // newAnalystStack is newStack on the database `mimamori`, the only one the
@@ -93,17 +93,23 @@ func newAnalystStack(t testing.TB) *stack {
 	}
 	drop()
 	t.Cleanup(drop)
-	return newStackOn(t, conn, "mimamori")
+	return newStackOn(t, conn, "mimamori", nil)
 }
 
-func newStackOn(t testing.TB, conn driver.Conn, db string) *stack {
+// newStackOn runs the platform on database db; extra settings override
+// the test defaults.
+func newStackOn(t testing.TB, conn driver.Conn, db string, extra map[string]string) *stack {
 	t.Helper()
 	b := newBroker(t)
-	cfg := testConfig(t, map[string]string{
+	env := map[string]string{
 		"MIMAMORI_KAFKA_BROKERS":       b.Addrs()[0],
 		"MIMAMORI_CLICKHOUSE_ADDR":     chtest.Server(t).Addr(),
 		"MIMAMORI_CLICKHOUSE_DATABASE": db,
-	})
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg := testConfig(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := platform.Open(ctx, cfg, testLogger())
 	if err != nil {

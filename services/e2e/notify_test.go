@@ -19,10 +19,8 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/app"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
-	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
 )
 
@@ -37,48 +35,17 @@ func newMailStack(t testing.TB, extra map[string]string) (*stack, *mailbox.Mailb
 	t.Cleanup(func() { _ = box.Close() })
 	_, port, _ := net.SplitHostPort(box.Addr())
 	conn, db := chtest.EmptyDatabase(t)
-	b := newBroker(t)
 	env := map[string]string{
-		"MIMAMORI_KAFKA_BROKERS":       b.Addrs()[0],
-		"MIMAMORI_CLICKHOUSE_ADDR":     chtest.Server(t).Addr(),
-		"MIMAMORI_CLICKHOUSE_DATABASE": db,
-		"MIMAMORI_SMTP_HOST":           "127.0.0.1",
-		"MIMAMORI_SMTP_PORT":           port,
-		"MIMAMORI_SMTP_SECURITY":       "none",
-		"MIMAMORI_SMTP_FROM":           "mimamori <noreply@mimamori.test>",
-		"MIMAMORI_PORTAL_URL":          "https://portal.mimamori.test",
+		"MIMAMORI_SMTP_HOST":     "127.0.0.1",
+		"MIMAMORI_SMTP_PORT":     port,
+		"MIMAMORI_SMTP_SECURITY": "none",
+		"MIMAMORI_SMTP_FROM":     "mimamori <noreply@mimamori.test>",
+		"MIMAMORI_PORTAL_URL":    "https://portal.mimamori.test",
 	}
 	for k, v := range extra {
 		env[k] = v
 	}
-	cfg := testConfig(t, env)
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Open(ctx, cfg, testLogger())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	a, err := app.New(ctx, p, app.Services)
-	if err != nil {
-		cancel()
-		p.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	prod, err := eventlog.NewProducer(p.Kafka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		prod.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("services stopped with %v", err)
-		}
-		p.Close()
-	})
-	return &stack{p: p, cfg: cfg, broker: b, db: db, conn: conn, prod: prod}, box
+	return newStackOn(t, conn, db, env), box
 }
 
 func importantAlert(sev int, indicator string) events.Alert {

@@ -37,6 +37,9 @@ type Config struct {
 	MaxBatch int    // records per insert, 20000 when zero
 	// FlushTimeout bounds finishing the batch in flight on shutdown.
 	FlushTimeout time.Duration
+	// InstanceID makes the projector a static group member (see
+	// eventlog.ConsumerConfig.InstanceID).
+	InstanceID string
 }
 
 // Projector is the running consumer.
@@ -101,7 +104,7 @@ func New(cfg Config, kcfg eventlog.Config, w Applier, logger *slog.Logger, reg p
 		return nil
 	}
 	c, err := eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: topics,
-		MaxBatch: cfg.MaxBatch, FlushTimeout: cfg.FlushTimeout, Logger: logger}, h,
+		MaxBatch: cfg.MaxBatch, FlushTimeout: cfg.FlushTimeout, InstanceID: cfg.InstanceID, Logger: logger}, h,
 		kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		return nil, err

@@ -15,13 +15,6 @@ import (
 	"github.com/mimamori/mimamori/events"
 )
 
-// dnsQuestion returns the lowercase first question name of a DNS message.
-func dnsQuestion(msg []byte) (string, bool) {
-	var buf [253]byte
-	name, ok := appendDNSQuestion(buf[:0], msg)
-	return string(name), ok
-}
-
 // appendDNSQuestion appends the lowercase first question name of a DNS
 // message to dst (which should have room for 253 bytes).
 func appendDNSQuestion(dst, msg []byte) ([]byte, bool) {

@@ -5,7 +5,6 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -76,19 +75,6 @@ const (
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultMaxFuture      = 24 * time.Hour
 )
-
-// Validate reports the first configuration problem.
-func (c Config) Validate() error {
-	switch {
-	case c.MaxWireBytes < 0, c.MaxBodyBytes < 0:
-		return fmt.Errorf("ingest: body limits must not be negative")
-	case c.MaxAlerts < 0:
-		return fmt.Errorf("ingest: MaxAlerts must not be negative")
-	case c.PublishTimeout < 0, c.MaxFuture < 0:
-		return fmt.Errorf("ingest: durations must not be negative")
-	}
-	return nil
-}
 
 func (c Config) withDefaults() Config {
 	if c.MaxWireBytes <= 0 {

@@ -96,20 +96,6 @@ func AssignDevice(ctx context.Context, pub Publisher, deviceID, customerID strin
 	return nil
 }
 
-// IssueCredential gives a registered device an additional credential (to
-// rotate: issue, install on the appliance, then revoke the old one).
-func IssueCredential(ctx context.Context, pub Publisher, deviceID string, now time.Time) (string, error) {
-	token, issued := NewCredential(deviceID, now)
-	envs, err := envelopes(now, &issued)
-	if err != nil {
-		return "", fmt.Errorf("issue credential: %w", err)
-	}
-	if err := pub.Publish(ctx, envs...); err != nil {
-		return "", fmt.Errorf("issue credential: %w", err)
-	}
-	return token, nil
-}
-
 // RevokeCredential revokes a device credential for good.
 func RevokeCredential(ctx context.Context, pub Publisher, deviceID, credentialID, reason string, now time.Time) error {
 	if deviceID == "" || credentialID == "" {

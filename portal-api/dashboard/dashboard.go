@@ -2,7 +2,7 @@
 // dashboards from ClickHouse. Every function takes the customer ID as a
 // parameter and filters on it; callers take it from the session, never from
 // the request. Counts come from the daily aggregates by Japanese calendar day
-// (alerts_daily_jst_state, alerts_customer_daily_jst_state,
+// (alerts_daily_jst_by_customer, alerts_customer_daily_jst_state,
 // active_days_jst_log), so each answer reads a few thousand rows whatever the
 // size of the alerts table; the alert list and detail read
 // alerts_by_customer, the alerts sorted by (customer_id, detected_at, id),
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mimamori/mimamori/analytics/migrate"
 	"github.com/mimamori/mimamori/events"
@@ -45,25 +46,43 @@ type Store struct {
 	now     func() time.Time
 	timeout time.Duration
 
-	fleetTTL time.Duration
-	fleetMu  sync.Mutex
-	fleet    map[string]fleetEntry
+	fleetStale time.Duration
+	fleetQuick time.Duration
+	fleetMu    sync.Mutex
+	fleet      map[string]*fleetEntry // by period
+	refreshing map[string]bool
+	fleetOnce  singleflight.Group
 }
 
 // fleetEntry is the fleet-wide daily figures of one period: the same for
-// every customer, so shared by all for fleetTTL.
+// every customer, so computed once and shared. fingerprint says which
+// data they were computed from (fleetFingerprint).
 type fleetEntry struct {
-	at     time.Time
-	active map[string]map[string]bool
-	counts map[string]map[string]uint64
+	at          time.Time     // when computed
+	took        time.Duration // how long computing took
+	fingerprint string
+	active      map[string]map[string]bool
+	counts      map[string]map[string]uint64
 }
 
-// SetFleetCacheTTL sets how long the fleet-wide figures of the
-// participants' comparison may be reused while the aggregates' row counts
-// of the period are unchanged (ten minutes by default; 0 disables).
-func (s *Store) SetFleetCacheTTL(d time.Duration) {
+// fleetQuick is the computation time below which figures are recomputed
+// in the request itself rather than served stale: a small fleet always
+// sees its newest alerts.
+const fleetQuick = 20 * time.Millisecond
+
+// fleetFresh is how long fleet figures are reused while the fingerprint is
+// unchanged; after that they are still served, but refreshed behind
+// (a dropped partition can leave the fingerprint as it was).
+const fleetFresh = 10 * time.Minute
+
+// SetFleetMaxStale sets how long the fleet-wide figures of the
+// participants' comparison may still be served after the aggregates
+// changed, while one refresh runs in the background (a minute by default).
+// Past it a request waits for new figures. 0 computes them on every
+// request.
+func (s *Store) SetFleetMaxStale(d time.Duration) {
 	s.fleetMu.Lock()
-	s.fleetTTL, s.fleet = d, map[string]fleetEntry{}
+	s.fleetStale, s.fleet = d, map[string]*fleetEntry{}
 	s.fleetMu.Unlock()
 }
 
@@ -75,7 +94,8 @@ func New(conn driver.Conn, db string, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{conn: conn, db: db, now: now, timeout: 10 * time.Second, fleetTTL: 10 * time.Minute, fleet: map[string]fleetEntry{}}, nil
+	return &Store{conn: conn, db: db, now: now, timeout: 10 * time.Second,
+		fleetStale: time.Minute, fleetQuick: fleetQuick, fleet: map[string]*fleetEntry{}, refreshing: map[string]bool{}}, nil
 }
 
 // Now is the store's clock.
@@ -148,7 +168,7 @@ func (s *Store) Summary(ctx context.Context, customer string, p Period) (Summary
 	if out.Devices, err = s.deviceCount(ctx, customer); err != nil {
 		return out, err
 	}
-	rows, err := s.conn.Query(ctx, s.q(`SELECT severity, kind, uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_state
+	rows, err := s.conn.Query(ctx, s.q(`SELECT severity, kind, uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_by_customer
 		WHERE customer_id = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY severity, kind`), customer, Day(p.From), Day(p.To))
 	if err != nil {
 		return out, fmt.Errorf("dashboard: summary: %w", err)
@@ -442,25 +462,37 @@ type DayCompare struct {
 // heartbeat that day (R-38). participants is the fewest companies on any
 // day of the period; below MinParticipants callers must hide the average
 // and percentile (R-76).
+//
+// The customer's own counts are read for every request; the fleet's come
+// from figures shared by all customers, which may lag the newest alerts by
+// up to the store's maximum staleness (SetFleetMaxStale) while a refresh
+// runs behind.
 func (s *Store) Participants(ctx context.Context, customer string, p Period) (days []DayCompare, participants int, err error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	active, counts, err := s.fleetDays(ctx, p)
+	fleet, err := s.fleetDays(ctx, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	mine, err := s.dailyTotals(ctx, customer, p)
 	if err != nil {
 		return nil, 0, err
 	}
 	participants = -1
 	for _, day := range p.Days() {
 		d := Day(day)
-		dc := DayCompare{Day: day, Mine: counts[d][customer], Participants: len(active[d])}
+		dc := DayCompare{Day: day, Mine: mine[d], Participants: len(fleet.active[d])}
 		if participants < 0 || dc.Participants < participants {
 			participants = dc.Participants
 		}
 		if dc.Participants > 0 {
 			var sum uint64
 			var below, equal int
-			for c := range active[d] {
-				n := counts[d][c]
+			for c := range fleet.active[d] {
+				n := fleet.counts[d][c]
+				if c == customer {
+					n = dc.Mine
+				}
 				sum += n
 				switch {
 				case n < dc.Mine:
@@ -482,75 +514,186 @@ func (s *Store) Participants(ctx context.Context, customer string, p Period) (da
 	return days, participants, nil
 }
 
-// fleetDays reads, per day of the period, the participating customers and
-// every customer's alert count.
-func (s *Store) fleetDays(ctx context.Context, p Period) (map[string]map[string]bool, map[string]map[string]uint64, error) {
-	from, to := Day(p.From), Day(p.To)
-	// Rows in the period's parts: any insert (or merge) changes it, so a
-	// cached answer is never older than the data, only reused while equal.
-	var stateRows, activeRows uint64
-	if err := s.conn.QueryRow(ctx, s.q(`SELECT
-		(SELECT count() FROM {db}.alerts_customer_daily_jst_state WHERE day >= toDate(?) AND day <= toDate(?)),
-		(SELECT count() FROM {db}.active_days_jst_log WHERE day >= toDate(?) AND day <= toDate(?))`),
-		from, to, from, to).Scan(&stateRows, &activeRows); err != nil {
-		return nil, nil, fmt.Errorf("dashboard: fleet fingerprint: %w", err)
+// dailyTotals is the customer's distinct alerts per day of the period.
+func (s *Store) dailyTotals(ctx context.Context, customer string, p Period) (map[string]uint64, error) {
+	rows, err := s.conn.Query(ctx, s.q(`SELECT toString(day), uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_by_customer
+		WHERE customer_id = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY day`), customer, Day(p.From), Day(p.To))
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: daily totals: %w", err)
 	}
-	key := fmt.Sprintf("%s/%s/%d/%d", from, to, stateRows, activeRows)
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var d string
+		var n uint64
+		if err := rows.Scan(&d, &n); err != nil {
+			return nil, err
+		}
+		out[d] = n
+	}
+	return out, rows.Err()
+}
+
+// fleetDays gives the period's fleet figures: per day, the participating
+// customers and every customer's alert count. Merging the states of every
+// customer takes a few hundred milliseconds at ten million alerts, so one
+// computation serves every customer: reused while the aggregates'
+// fingerprint is unchanged; after it changed, served for up to fleetStale
+// while a single refresh runs behind, unless computing them is quick
+// (fleetQuick); computed once for concurrent requests when there is
+// nothing to serve.
+func (s *Store) fleetDays(ctx context.Context, p Period) (*fleetEntry, error) {
+	key := Day(p.From) + "/" + Day(p.To)
+	fp, err := s.fleetFingerprint(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.fleetMu.Lock()
-	e, ok := s.fleet[key]
-	ttl := s.fleetTTL
+	e, stale := s.fleet[key], s.fleetStale
 	s.fleetMu.Unlock()
-	if ok && ttl > 0 && time.Since(e.at) < ttl {
-		return e.active, e.counts, nil
+	if stale <= 0 {
+		return s.computeFleet(ctx, p, fp)
 	}
-	active := map[string]map[string]bool{} // day -> customers
+	if e != nil {
+		age := time.Since(e.at)
+		if e.fingerprint == fp && age < fleetFresh {
+			return e, nil
+		}
+		if e.fingerprint == fp || (age < stale && e.took >= s.fleetQuick) {
+			// A refresh starts no sooner than four computations' time after
+			// the last one ended: under steady ingest, refreshing takes at
+			// most a fifth of a core whatever the request rate.
+			if age >= 4*e.took {
+				s.refreshFleet(key, p)
+			}
+			return e, nil
+		}
+	}
+	v, err, _ := s.fleetOnce.Do(key, func() (any, error) {
+		e, err := s.computeFleet(ctx, p, fp)
+		if err == nil {
+			s.storeFleet(key, e)
+		}
+		return e, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*fleetEntry), nil
+}
+
+// refreshFleet recomputes a period's figures in the background, one
+// refresh per period at a time.
+func (s *Store) refreshFleet(key string, p Period) {
+	s.fleetMu.Lock()
+	if s.refreshing[key] {
+		s.fleetMu.Unlock()
+		return
+	}
+	s.refreshing[key] = true
+	s.fleetMu.Unlock()
+	go func() {
+		defer func() {
+			s.fleetMu.Lock()
+			delete(s.refreshing, key)
+			s.fleetMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		fp, err := s.fleetFingerprint(ctx)
+		if err != nil {
+			return // the entry stays; the next request tries again
+		}
+		if e, err := s.computeFleet(ctx, p, fp); err == nil {
+			s.storeFleet(key, e)
+		}
+	}()
+}
+
+func (s *Store) storeFleet(key string, e *fleetEntry) {
+	s.fleetMu.Lock()
+	defer s.fleetMu.Unlock()
+	if s.fleetStale <= 0 {
+		return
+	}
+	if _, ok := s.fleet[key]; !ok && len(s.fleet) >= 64 {
+		clear(s.fleet) // many custom periods: start over rather than grow
+	}
+	s.fleet[key] = e
+}
+
+// WarmFleet computes the fleet figures of the default period (the last 30
+// days), so that the first comparison after a start does not wait for them.
+func (s *Store) WarmFleet(ctx context.Context) error {
+	_, err := s.fleetDays(ctx, LastDays(s.now(), 30))
+	return err
+}
+
+// fleetFingerprint is the highest block number of the two aggregates'
+// active parts. Every insert takes a new block number and a merge keeps
+// the highest of its parts, so figures with the same fingerprint are those
+// of the current data. (A row count would not do: merging an aggregate
+// folds new rows into old ones and can bring the count back.)
+func (s *Store) fleetFingerprint(ctx context.Context) (string, error) {
+	var state, active int64
+	if err := s.conn.QueryRow(ctx, `SELECT
+		maxIf(max_block_number, table = 'alerts_customer_daily_jst_state'),
+		maxIf(max_block_number, table = 'active_days_jst_log')
+		FROM system.parts WHERE database = ? AND active AND table IN ('alerts_customer_daily_jst_state', 'active_days_jst_log')`,
+		s.db).Scan(&state, &active); err != nil {
+		return "", fmt.Errorf("dashboard: fleet fingerprint: %w", err)
+	}
+	return fmt.Sprintf("%d/%d", state, active), nil
+}
+
+// computeFleet reads the period's fleet figures.
+func (s *Store) computeFleet(ctx context.Context, p Period, fp string) (*fleetEntry, error) {
+	from, to := Day(p.From), Day(p.To)
+	began := time.Now()
+	e := &fleetEntry{fingerprint: fp,
+		active: map[string]map[string]bool{},   // day -> customers
+		counts: map[string]map[string]uint64{}, // day -> customer -> alerts
+	}
 	rows, err := s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id FROM {db}.active_days_jst_log
 		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dashboard: participants: %w", err)
+		return nil, fmt.Errorf("dashboard: participants: %w", err)
 	}
 	for rows.Next() {
 		var d, c string
 		if err := rows.Scan(&d, &c); err != nil {
 			rows.Close()
-			return nil, nil, err
+			return nil, err
 		}
-		if active[d] == nil {
-			active[d] = map[string]bool{}
+		if e.active[d] == nil {
+			e.active[d] = map[string]bool{}
 		}
-		active[d][c] = true
+		e.active[d][c] = true
 	}
 	rows.Close()
-	counts := map[string]map[string]uint64{} // day -> customer -> alerts
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	rows, err = s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id, uniqExactMerge(alerts) FROM {db}.alerts_customer_daily_jst_state
 		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dashboard: participant counts: %w", err)
+		return nil, fmt.Errorf("dashboard: participant counts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var d, c string
 		var n uint64
 		if err := rows.Scan(&d, &c, &n); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if counts[d] == nil {
-			counts[d] = map[string]uint64{}
+		if e.counts[d] == nil {
+			e.counts[d] = map[string]uint64{}
 		}
-		counts[d][c] = n
+		e.counts[d][c] = n
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	if ttl > 0 {
-		s.fleetMu.Lock()
-		if len(s.fleet) > 64 {
-			s.fleet = map[string]fleetEntry{}
-		}
-		s.fleet[key] = fleetEntry{at: time.Now(), active: active, counts: counts}
-		s.fleetMu.Unlock()
-	}
-	return active, counts, nil
+	e.at = time.Now()
+	e.took = e.at.Sub(began)
+	return e, rows.Err()
 }
 
 // DeviceSeries is one appliance's daily alert counts (R-39).
@@ -586,7 +729,7 @@ func (s *Store) CompareDevices(ctx context.Context, customer string, p Period) (
 	}
 	rows.Close()
 	counts := map[string]map[string]uint64{}
-	rows, err = s.conn.Query(ctx, s.q(`SELECT device_id, toString(day), uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_state
+	rows, err = s.conn.Query(ctx, s.q(`SELECT device_id, toString(day), uniqExactMerge(alerts) FROM {db}.alerts_daily_jst_by_customer
 		WHERE customer_id = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY device_id, day`), customer, Day(p.From), Day(p.To))
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: device counts: %w", err)

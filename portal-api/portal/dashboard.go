@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,7 +32,19 @@ func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) *dashAPI {
 	if err != nil { // New already checked the name
 		panic(err)
 	}
+	if d.FleetMaxStale > 0 {
+		st.SetFleetMaxStale(d.FleetMaxStale)
+	}
 	h := &dashAPI{st: st, deps: d}
+	if d.WarmUp {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := st.WarmFleet(ctx); err != nil {
+				d.Logger.Warn("warming the participants' comparison", "err", err)
+			}
+		}()
+	}
 	g := r.Group("/api/v1", a.crossSite, a.need(accounts.StageActive))
 	g.GET("/dashboard/summary", h.summary)
 	g.GET("/alerts", h.alerts)

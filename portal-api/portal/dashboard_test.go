@@ -120,7 +120,12 @@ func (e *env) activeCustomer(email, loginID string) (*client, string) {
 
 func newDashEnv(t *testing.T) *dashEnv {
 	conn, db := chtest.Database(t)
-	e := newEnv(t, func(d *portal.Deps) { d.Conn, d.Database, d.Registry = conn, db, prometheus.NewRegistry() })
+	e := newEnv(t, func(d *portal.Deps) {
+		d.Conn, d.Database, d.Registry = conn, db, prometheus.NewRegistry()
+		// These tests change the data between requests and expect every
+		// change at once; the lag itself is tested in package dashboard.
+		d.FleetMaxStale = time.Nanosecond
+	})
 	w, err := projection.New(conn, db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,13 @@ type Deps struct {
 	// Accounts, when set, serves the login API; Sessions tunes it.
 	Accounts *accounts.Service
 	Sessions SessionConfig
+	// WarmUp computes the participants' comparison of the default period
+	// in the background at start, so that its first request is served
+	// like every later one.
+	WarmUp bool
+	// FleetMaxStale is how long the participants' average may lag new
+	// alerts while it is recomputed behind (a minute when zero).
+	FleetMaxStale time.Duration
 }
 
 // New returns the portal's handler. routes lists every route in one place.

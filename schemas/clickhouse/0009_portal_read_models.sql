@@ -84,7 +84,8 @@ FROM {db}.alerts_log;
 
 -- Alerts per Japanese day and customer (distinct ids), for the
 -- participants' comparison: one state per day and customer instead of one
--- per day, customer, device, severity and kind in alerts_daily_jst_state.
+-- per day, customer, device, severity and kind in alerts_daily_jst_state
+-- (alerts_daily_jst_by_customer since 0010).
 -- The states keep 64-bit hashes of the ids (uniqExact keeps 128-bit ones of
 -- a String), half the bytes to merge; among the few thousand ids of a
 -- customer's day a collision is below one in a trillion.

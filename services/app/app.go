@@ -137,7 +137,7 @@ func (a *App) portal() error {
 		return err
 	}
 	h, err := portal.New(portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
-		Logger: a.p.Log.With("service", "portal"), Accounts: acc})
+		Logger: a.p.Log.With("service", "portal"), Accounts: acc, WarmUp: true})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,117 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/mimamori/mimamori/analytics/chtest"
+	"github.com/mimamori/mimamori/portal-api/dashboard"
+)
+
+// fleetData writes heartbeats and alerts straight into the projections.
+type fleetData struct {
+	t    *testing.T
+	conn driver.Conn
+	db   string
+	now  time.Time
+	seq  int // insert number, part of the alert IDs
+}
+
+// company gives customer c a device that sent a heartbeat an hour ago and
+// n alerts detected in the last hour.
+func (f *fleetData) company(c string, n int) {
+	f.t.Helper()
+	ctx := context.Background()
+	at := f.now.Add(-time.Hour).Unix()
+	// INSERT … SELECT: clickhouse-server 18.16 waits for a data block after
+	// an INSERT … VALUES sent with Exec.
+	if err := f.conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.heartbeats (id, device_id, customer_id, sent_at, received_at,
+		firmware_version, definitions_version, uptime_seconds, clients, packets, bytes, alerts, queue_depth)
+		SELECT 'hb-%[2]s', 'dev-%[2]s', '%[2]s', toDateTime(%[3]d, 'UTC'), toDateTime(%[3]d, 'UTC'), '1.4.2', '2026.11.25', 60, 1, 1, 1, 0, 0`,
+		f.db, c, at)); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %[1]s.alerts_log (id, device_id, customer_id, detected_at, received_at,
+		severity, kind, indicator) SELECT concat('al-%[2]s-%[4]d-', toString(number)), 'dev-%[2]s', '%[2]s', toDateTime(%[3]d, 'UTC'),
+		toDateTime(%[3]d, 'UTC'), 3, 'domain', 'bad.example' FROM system.numbers LIMIT %[5]d`, f.db, c, at, f.seq, n)); err != nil {
+		f.t.Fatal(err)
+	}
+	f.seq++
+}
+
+func averageToday(t *testing.T, st *dashboard.Store, customer string, p dashboard.Period) (mine uint64, avg float64) {
+	t.Helper()
+	days, _, err := st.Participants(context.Background(), customer, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := days[len(days)-1]
+	return last.Mine, last.Average
+}
+
+// TestParticipantsFleetFiguresLag shows what a customer sees while the
+// fleet changes: its own count at once, the fleet's average as computed
+// before until the background refresh lands, then the new average; with
+// the staleness bound passed, or a fleet whose figures are quick to
+// compute, the new average at once.
+func TestParticipantsFleetFiguresLag(t *testing.T) {
+	conn, db := chtest.Database(t)
+	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	f := &fleetData{t: t, conn: conn, db: db, now: now}
+	for i := range 5 {
+		f.company(fmt.Sprintf("cust-%d", i), 2) // five companies, two alerts each
+	}
+	p := dashboard.LastDays(now, 30) // the period WarmFleet computes
+
+	lagging, err := dashboard.New(conn, db, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging.SetFleetMaxStale(time.Hour)
+	dashboard.SetFleetQuick(lagging, 0) // as if computing took long, as at ten million alerts
+	if err := lagging.WarmFleet(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	quick, _ := dashboard.New(conn, db, func() time.Time { return now })
+	quick.SetFleetMaxStale(time.Hour)
+	dashboard.SetFleetQuick(quick, time.Hour) // every computation counts as quick
+	if err := quick.WarmFleet(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	immediate, _ := dashboard.New(conn, db, func() time.Time { return now })
+	immediate.SetFleetMaxStale(time.Nanosecond)
+	if mine, avg := averageToday(t, immediate, "cust-0", p); mine != 2 || avg != 2 {
+		t.Fatalf("before: mine %d average %v, want 2 and 2", mine, avg)
+	}
+
+	// cust-0 gets 3 more alerts and cust-1 8 more: fleet 5+10+2+2+2 = 21 over 5.
+	f.company("cust-0", 3)
+	f.company("cust-1", 8)
+
+	if mine, avg := averageToday(t, immediate, "cust-0", p); mine != 5 || avg != 21.0/5 {
+		t.Errorf("past the staleness bound: mine %d average %v, want 5 and %v", mine, avg, 21.0/5)
+	}
+	if mine, avg := averageToday(t, quick, "cust-0", p); mine != 5 || avg != 21.0/5 {
+		t.Errorf("quick to compute: mine %d average %v, want 5 and %v", mine, avg, 21.0/5)
+	}
+	// The lagging store answers from the figures it has, with the
+	// customer's own count read now (and used in the average in place of
+	// its old one): (5+2+2+2+2)/5.
+	mine, avg := averageToday(t, lagging, "cust-0", p)
+	if mine != 5 || avg != 13.0/5 {
+		t.Errorf("within the staleness bound: mine %d average %v, want 5 and %v", mine, avg, 13.0/5)
+	}
+	// The request started one refresh behind; a later request sees it.
+	deadline := time.Now().Add(20 * time.Second)
+	for avg != 21.0/5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		_, avg = averageToday(t, lagging, "cust-0", p)
+	}
+	if avg != 21.0/5 {
+		t.Errorf("after the background refresh: average %v, want %v", avg, 21.0/5)
+	}
+}

@@ -16,8 +16,18 @@ import (
 var files embed.FS
 
 // Pages are the paths the application answers itself (history routing);
-// the portal serves the same index page at each.
-var Pages = []string{"/", "/login", "/alerts", "/alerts/:id", "/devices", "/compare", "/notices"}
+// the portal serves the same index page at each. /reset is the link of the
+// password reset mail (accounts.RequestReset); /operator/... are the
+// operator's pages, which the API refuses to other roles.
+var Pages = []string{"/", "/login", "/reset", "/alerts", "/alerts/:id", "/devices", "/compare", "/notices",
+	"/operator", "/operator/notices", "/operator/customers/:customer", "/operator/customers/:customer/summary",
+	"/operator/customers/:customer/alerts", "/operator/customers/:customer/alerts/:id",
+	"/operator/customers/:customer/devices", "/operator/customers/:customer/notices"}
+
+// resetPage carries a reset token in its query: its page sends no Referer
+// at all, not even to this origin, so the token is not repeated in the
+// requests for the assets (the script also removes it from the address bar).
+const resetPage = "/reset"
 
 // AssetsPrefix is where the portal mounts Assets.
 const AssetsPrefix = "/assets/"
@@ -42,6 +52,9 @@ func Index() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		headers(w)
+		if r.URL.Path == resetPage {
+			w.Header().Set("Referrer-Policy", "no-referrer")
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(page)

@@ -8,6 +8,17 @@
   var main = document.getElementById("main");
   var me = null; // the session's principal, or null
   var charts = []; // live uPlot instances, destroyed on navigation
+  var flash = null; // {id, key}: a message for the next login page, shown once
+  var names = {}; // customer ID → name, as the operator's list last showed them
+
+  // The token of a password reset link (/reset?token=…) leaves the address
+  // bar before any request is made, so it stays out of the history, of
+  // Referer headers and of screenshots; only this variable keeps it.
+  var resetToken = null;
+  if (location.pathname === "/reset") {
+    resetToken = new URLSearchParams(location.search).get("token");
+    if (location.search) history.replaceState(null, "", "/reset");
+  }
 
   function t(key, vars) {
     var s = TEXT[lang][key];
@@ -97,6 +108,15 @@
           var cur = p[0] === "/" ? path === "/" : path.indexOf(p[0]) === 0;
           nav.appendChild(link(p[0], t(p[1]), { "aria-current": cur ? "page" : null }));
         });
+      // The operator's pages, for operator accounts only (the API refuses
+      // them to anyone else anyway).
+      if (me.role === "operator") {
+        nav.appendChild(h("span", { class: "sep", "aria-hidden": "true" }, "|"));
+        nav.appendChild(link("/operator", t("navCustomers"), { id: "nav-customers", class: "op",
+          "aria-current": path === "/operator" || path.indexOf("/operator/customers/") === 0 ? "page" : null }));
+        nav.appendChild(link("/operator/notices", t("navPublish"), { id: "nav-publish", class: "op",
+          "aria-current": path === "/operator/notices" ? "page" : null }));
+      }
     }
   }
   document.getElementById("lang").addEventListener("click", function () {
@@ -107,33 +127,37 @@
   document.getElementById("logout").addEventListener("click", function () {
     api("POST", "/api/v1/logout", {}).then(function () {
       me = null;
+      flash = { id: "logged-out", key: "loggedOut" };
       go("/login", true);
-      var p = h("p", { id: "logged-out", role: "status" }, t("loggedOut"));
-      main.insertBefore(p, main.firstChild.nextSibling);
     });
   });
 
   // route renders the page of the current address.
   function route() {
     var path = location.pathname;
+    var note = flash;
+    flash = null;
     return api("GET", "/api/v1/me").then(function (r) {
       me = r.ok ? r.data : null;
       chrome();
+      // The reset pages are for people who cannot log in: any session may see them.
+      if (path === "/reset") return resetToken ? resetConfirmPage() : resetRequestPage();
       if (!me || me.stage !== "active") {
         if (path !== "/login") {
           if (path !== "/") sessionStorage.setItem("mimamori.next", path + location.search);
           history.replaceState(null, "", "/login");
         }
-        return loginPage();
+        return loginPage(note);
       }
       if (path === "/login") { history.replaceState(null, "", "/"); path = "/"; chrome(); }
-      var m;
-      if (path === "/") return dashboard();
-      if (path === "/alerts") return alertsPage();
-      if ((m = path.match(/^\/alerts\/([^/]+)$/))) return alertPage(decodeURIComponent(m[1]));
-      if (path === "/devices") return devicesPage();
+      var m, own = ownScope();
+      if (path === "/") return dashboard(own);
+      if (path === "/alerts") return alertsPage(own);
+      if ((m = path.match(/^\/alerts\/([^/]+)$/))) return alertPage(own, decodeURIComponent(m[1]));
+      if (path === "/devices") return devicesPage(own);
       if (path === "/compare") return comparePage();
-      if (path === "/notices") return noticesPage();
+      if (path === "/notices") return noticesPage(own);
+      if (path === "/operator" || path.indexOf("/operator/") === 0) return operatorRoute(path);
       page("notFound");
     }).then(focusTitle);
   }
@@ -160,7 +184,7 @@
   function afterStage(p) {
     me = p;
     if (p.stage === "active") {
-      var next = sessionStorage.getItem("mimamori.next") || "/";
+      var next = sessionStorage.getItem("mimamori.next") || (p.role === "operator" ? "/operator" : "/");
       sessionStorage.removeItem("mimamori.next");
       return go(next, true);
     }
@@ -169,16 +193,23 @@
     focusTitle();
   }
 
-  function loginPage() {
+  // message shows a flash (a one-time confirmation) as a polite status.
+  function message(note) {
+    return note ? h("p", { id: note.id, class: "flash", role: "status" }, t(note.key)) : null;
+  }
+
+  function loginPage(note) {
     if (!me) {
       page("loginTitle");
+      add(main, message(note));
       main.appendChild(form("login-form", function (f) {
         return api("POST", "/api/v1/login", { login_id: f.elements["login-id"].value, password: f.elements.password.value })
           .then(function (r) { if (r.ok) afterStage(r.data); else showError(f, r); });
       }, h("p", { class: "hint" }, t("loginHint")),
         field("login-id", "loginID", h("input", { name: "login-id", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" })),
         field("password", "password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
-        errorBox(), h("button", { type: "submit", id: "login-submit" }, t("loginButton"))));
+        errorBox(), h("button", { type: "submit", id: "login-submit" }, t("loginButton")),
+        h("p", { class: "aside" }, link("/reset", t("forgotLink"), { id: "forgot-link" }))));
       return;
     }
     if (me.stage === "change_credentials") {
@@ -214,10 +245,23 @@
 
   function chooseFactor() {
     page("chooseTitle");
+    var err = errorBox("decline-error");
     main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")),
       h("div", { class: "actions" },
         h("button", { type: "button", id: "choose-totp", onclick: totpEnrol }, t("chooseTOTP")),
-        h("button", { type: "button", id: "choose-sms", class: "secondary", onclick: smsEnrol }, t("chooseSMS")))));
+        h("button", { type: "button", id: "choose-sms", class: "secondary", onclick: smsEnrol }, t("chooseSMS"))),
+      // Declining is allowed (R-32) but not encouraged: a quiet link-like
+      // button below the two choices, with the risk stated next to it.
+      h("div", { class: "decline" },
+        h("p", { class: "hint", id: "decline-warning" }, t("declineWarning")),
+        h("button", { type: "button", id: "decline", class: "linkish", "aria-describedby": "decline-warning", onclick: function (e) {
+          var b = e.currentTarget;
+          b.disabled = true;
+          api("POST", "/api/v1/2fa/decline", {}).then(function (r) {
+            b.disabled = false;
+            if (r.ok) afterStage(r.data.account); else err.textContent = errText(r);
+          });
+        } }, t("declineButton")), err)));
   }
   function backButton() { return h("button", { type: "button", class: "secondary", onclick: function () { chooseFactor(); focusTitle(); } }, t("back")); }
 
@@ -306,11 +350,21 @@
   }
   var KINDS = ["domain", "ip", "url", "file", "behaviour"];
 
+  // A scope is whose dashboards a page shows: the session's own customer,
+  // or (for an operator) one customer read through /api/v1/operator/….
+  // api is the base of the API paths, ui the base of the page addresses.
+  function ownScope() { return { api: "/api/v1", summary: "/api/v1/dashboard/summary", ui: "", own: true }; }
+  function customerScope(id) {
+    var base = "/operator/customers/" + encodeURIComponent(id);
+    return { api: "/api/v1" + base, summary: "/api/v1" + base + "/summary", ui: base, own: false, customer: id };
+  }
+
   // ---- dashboard ----
-  function dashboard() {
+  function dashboard(sc) {
     page("dashTitle");
+    customerBar(sc, "summary");
     var pp = periodParams();
-    return api("GET", "/api/v1/dashboard/summary?" + pp).then(function (r) {
+    return api("GET", sc.summary + "?" + pp).then(function (r) {
       if (failed(r)) return;
       var s = r.data;
       main.appendChild(periodForm(s.from, s.to));
@@ -328,21 +382,22 @@
           h("li", {}, h("span", { class: "n", id: "count-total" }, s.total), t("total")),
           h("li", {}, h("span", { class: "n" }, s.devices), t("devicesN"))),
         h("div", { class: "actions" },
-          link("/alerts?" + important, t("checkProblems"), { class: "button", id: "link-problems" }),
-          link("/alerts?" + q, t("checkDetails"), { class: "button secondary", id: "link-details" }))));
+          link(sc.ui + "/alerts?" + important, t("checkProblems"), { class: "button", id: "link-problems" }),
+          link(sc.ui + "/alerts?" + q, t("checkDetails"), { class: "button secondary", id: "link-details" }))));
       var sev = s.by_severity || {}, kind = s.by_kind || {};
       main.appendChild(h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "h-sev" }, h("h2", { id: "h-sev" }, t("bySeverity")),
           h("ul", { class: "counts", id: "by-severity" }, [3, 2, 1].map(function (n) {
             var sq = new URLSearchParams(q); sq.set("severity", String(n));
-            return h("li", {}, link("/alerts?" + sq, [h("span", { class: "n" }, sev[n] || 0), sevLabel(n)]));
+            return h("li", {}, link(sc.ui + "/alerts?" + sq, [h("span", { class: "n" }, sev[n] || 0), sevLabel(n)]));
           }))),
         h("section", { class: "card", "aria-labelledby": "h-kind" }, h("h2", { id: "h-kind" }, t("byKind")),
           h("ul", { class: "counts", id: "by-kind" }, KINDS.map(function (k) {
             var kq = new URLSearchParams(q); kq.set("kind", k);
-            return h("li", {}, link("/alerts?" + kq, [h("span", { class: "n" }, kind[k] || 0), t("kind_" + k)]));
+            return h("li", {}, link(sc.ui + "/alerts?" + kq, [h("span", { class: "n" }, kind[k] || 0), t("kind_" + k)]));
           })))));
-      return compareSections(q, false);
+      // The comparisons exist for the session's own customer only.
+      if (sc.own) return compareSections(q, false);
     });
   }
 
@@ -421,8 +476,9 @@
   }
 
   // ---- alerts ----
-  function alertsPage() {
+  function alertsPage(sc) {
     page("alertsTitle");
+    customerBar(sc, "alerts");
     var q = query();
     var sevSel = (q.get("severity") || "").split(",").filter(Boolean);
     var devSelect = h("select", { name: "device" }, h("option", { value: "" }, t("all")));
@@ -444,17 +500,17 @@
         h("option", { value: "desc", selected: q.get("order") !== "asc" }, t("desc")),
         h("option", { value: "asc", selected: q.get("order") === "asc" }, t("asc")))),
       h("div", { class: "actions" }, h("button", { type: "submit", id: "filter-submit" }, t("filter")),
-        link("/alerts", t("reset"), { class: "button secondary" })));
+        link(sc.ui + "/alerts", t("reset"), { class: "button secondary" })));
     f.addEventListener("submit", function (e) {
       e.preventDefault();
       var n = new URLSearchParams();
       ["from", "to", "device", "kind", "q", "sort", "order"].forEach(function (k) { var v = f.elements[k].value; if (v) n.set(k, v); });
       var sv = Array.prototype.filter.call(f.querySelectorAll("input[name=severity]"), function (c) { return c.checked; }).map(function (c) { return c.value; });
       if (sv.length) n.set("severity", sv.join(","));
-      go("/alerts?" + n);
+      go(sc.ui + "/alerts?" + n);
     });
     main.appendChild(f);
-    api("GET", "/api/v1/devices").then(function (r) {
+    api("GET", sc.api + "/devices").then(function (r) {
       if (!r.ok) return;
       (r.data.items || []).forEach(function (d) {
         devSelect.appendChild(h("option", { value: d.device_id, selected: q.get("device") === d.device_id }, (d.serial || d.device_id) + (d.model ? " (" + d.model + ")" : "")));
@@ -462,7 +518,7 @@
     });
     var p = new URLSearchParams(q);
     if (!p.get("page_size")) p.set("page_size", "20");
-    return api("GET", "/api/v1/alerts?" + p).then(function (r) {
+    return api("GET", sc.api + "/alerts?" + p).then(function (r) {
       if (failed(r)) return;
       var d = r.data, items = d.items || [];
       var region = h("section", { id: "alerts", "aria-live": "polite" });
@@ -474,7 +530,7 @@
         }))),
         h("tbody", {}, items.map(function (a) {
           return h("tr", {}, h("td", {}, when(a.detected_at)), h("td", {}, sevLabel(a.severity)), h("td", {}, t("kind_" + a.kind)),
-            h("td", {}, link("/alerts/" + encodeURIComponent(a.id), a.label || a.indicator || a.id, { class: "alert-link" }),
+            h("td", {}, link(sc.ui + "/alerts/" + encodeURIComponent(a.id), a.label || a.indicator || a.id, { class: "alert-link" }),
               a.indicator && a.label ? h("div", { class: "hint" }, a.indicator) : null),
             h("td", { class: "hide-sm" }, a.device_id), h("td", { class: "hide-sm" }, a.action || "—"));
         })))));
@@ -482,7 +538,7 @@
       var first = (pg - 1) * size + 1, last = first + items.length - 1;
       function pageLink(n, key) {
         var x = new URLSearchParams(q); x.set("page", String(n));
-        return link("/alerts?" + x, t(key), { class: "button secondary", rel: key === "next" ? "next" : "prev" });
+        return link(sc.ui + "/alerts?" + x, t(key), { class: "button secondary", rel: key === "next" ? "next" : "prev" });
       }
       region.appendChild(h("nav", { class: "pager", "aria-label": t("pageOf", { total: total, a: first, b: last }) },
         pg > 1 ? pageLink(pg - 1, "prev") : null,
@@ -493,10 +549,11 @@
 
   var FIELD_ORDER = ["id", "detected_at", "severity", "kind", "label", "indicator", "action", "device_id", "src_ip", "src_port", "src_mac",
     "dst_ip", "dst_port", "dst_mac", "protocol", "zones", "url", "domain", "file_name", "file_sha256", "definitions_version", "count"];
-  function alertPage(id) {
+  function alertPage(sc, id) {
     page("alertTitle");
-    main.appendChild(h("p", {}, link("/alerts", "← " + t("backToList"), { id: "back-to-list" })));
-    return api("GET", "/api/v1/alerts/" + encodeURIComponent(id)).then(function (r) {
+    customerBar(sc, "alerts");
+    main.appendChild(h("p", {}, link(sc.ui + "/alerts", "← " + t("backToList"), { id: "back-to-list" })));
+    return api("GET", sc.api + "/alerts/" + encodeURIComponent(id)).then(function (r) {
       if (failed(r)) return;
       var a = r.data;
       var keys = FIELD_ORDER.filter(function (k) { return k in a; }).concat(Object.keys(a).filter(function (k) { return FIELD_ORDER.indexOf(k) < 0; }));
@@ -514,9 +571,10 @@
   }
 
   // ---- devices and notices ----
-  function devicesPage() {
+  function devicesPage(sc) {
     page("devicesTitle");
-    return api("GET", "/api/v1/devices").then(function (r) {
+    customerBar(sc, "devices");
+    return api("GET", sc.api + "/devices").then(function (r) {
       if (failed(r)) return;
       var items = r.data.items || [];
       if (!items.length) { main.appendChild(h("p", { class: "card empty", id: "no-devices" }, t("noDevices"))); return; }
@@ -532,17 +590,343 @@
         })))));
     });
   }
-  function noticesPage() {
+  function noticesPage(sc) {
     page("noticesTitle");
-    return api("GET", "/api/v1/notices").then(function (r) {
+    customerBar(sc, "notices");
+    return api("GET", sc.api + "/notices").then(function (r) {
       if (failed(r)) return;
       var items = r.data.items || [];
       if (!items.length) { main.appendChild(h("p", { class: "card empty", id: "no-notices" }, t("noNotices"))); return; }
       items.forEach(function (n) {
         main.appendChild(h("article", { class: "card notice" }, h("h2", {}, pick(n.title)),
           h("p", { class: "hint" }, t("notice_" + n.kind) === "notice_" + n.kind ? n.kind : t("notice_" + n.kind), " · ", t("published"), " ", when(n.published_at),
-            n.starts_at ? [" · ", t("schedule"), " ", when(n.starts_at), " 〜 ", when(n.ends_at)] : null),
+            n.ends_at ? [" · ", t("schedule"), " ", when(n.starts_at), " 〜 ", when(n.ends_at)]
+              : n.starts_at ? [" · ", t(n.kind === "firmware" ? "availableFrom" : "since"), " ", when(n.starts_at)] : null),
           h("p", { style: "white-space:pre-wrap" }, pick(n.body))));
+      });
+    });
+  }
+
+  // ---- password reset ----
+  // resetRequestPage asks for the user ID. The API answers alike whether the
+  // user exists or not, and so does the page.
+  function resetRequestPage() {
+    page("resetTitle");
+    var sent = h("p", { id: "reset-sent", class: "flash", role: "status" });
+    main.appendChild(form("reset-form", function (f) {
+      var input = f.elements["reset-login-id"], id = input.value.trim();
+      showError(f, "");
+      sent.textContent = "";
+      if (!id) { showError(f, t("loginIDRequired")); input.focus(); return; }
+      return api("POST", "/api/v1/password-reset", { login_id: id }).then(function (r) {
+        if (r.ok) sent.textContent = t("resetSent"); else showError(f, r);
+      });
+    }, h("p", { class: "hint" }, t("resetHint")),
+      field("reset-login-id", "loginID", h("input", { name: "reset-login-id", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false" })),
+      errorBox(), sent,
+      h("div", { class: "actions" }, h("button", { type: "submit", id: "reset-submit" }, t("resetSend")),
+        link("/login", t("backToLogin"), { class: "button secondary", id: "back-to-login" }))));
+  }
+
+  // resetConfirmPage sets the new password with the token of the mailed link.
+  function resetConfirmPage() {
+    page("resetNewTitle");
+    var again = h("p", { id: "reset-again", hidden: true }, link("/reset", t("resetAgain")));
+    main.appendChild(form("reset-confirm-form", function (f) {
+      var p1 = f.elements["reset-password"].value;
+      again.hidden = true;
+      if (!p1) return showError(f, t("passwordRequired"));
+      if (p1 !== f.elements["reset-password2"].value) return showError(f, t("passwordsDiffer"));
+      return api("POST", "/api/v1/password-reset/confirm", { token: resetToken, password: p1 }).then(function (r) {
+        if (r.ok) {
+          resetToken = null;
+          flash = { id: "reset-done", key: "resetDone" };
+          return go("/login", true);
+        }
+        showError(f, r);
+        if (r.data && r.data.error === "invalid_token") { resetToken = null; again.hidden = false; }
+      });
+    }, h("p", { class: "hint" }, t("resetNewHint")),
+      field("reset-password", "newPassword", h("input", { name: "reset-password", type: "password", autocomplete: "new-password", minlength: "12", required: true }), "newPasswordHint"),
+      field("reset-password2", "newPassword2", h("input", { name: "reset-password2", type: "password", autocomplete: "new-password", required: true })),
+      errorBox(), again, h("button", { type: "submit", id: "reset-confirm-submit" }, t("save"))));
+  }
+
+  // ---- operator ----
+  function wait(ms) { return new Promise(function (res) { setTimeout(res, ms); }); }
+
+  function operatorRoute(path) {
+    if (me.role !== "operator") {
+      page("notFound");
+      main.appendChild(h("p", { class: "error", role: "alert" }, t("operatorOnly")));
+      return;
+    }
+    if (path === "/operator") return customersPage();
+    if (path === "/operator/notices") return publishPage();
+    var m = path.match(/^\/operator\/customers\/([^/]+)(?:\/(summary|alerts|devices|notices))?(?:\/([^/]+))?$/);
+    if (m && (!m[3] || m[2] === "alerts")) {
+      var sc = customerScope(decodeURIComponent(m[1]));
+      if (m[3]) return alertPage(sc, decodeURIComponent(m[3]));
+      switch (m[2]) {
+        case "summary": return dashboard(sc);
+        case "alerts": return alertsPage(sc);
+        case "devices": return devicesPage(sc);
+        case "notices": return noticesPage(sc);
+        default: return accountsPage(sc);
+      }
+    }
+    page("notFound");
+  }
+
+  function loadCustomers() {
+    return api("GET", "/api/v1/operator/customers").then(function (r) {
+      if (r.ok) (r.data.items || []).forEach(function (c) { names[c.customer_id] = c.name; });
+      return r;
+    });
+  }
+
+  // customerBar names the customer an operator is reading in the page's
+  // title (where the focus lands) and links that customer's pages.
+  function customerBar(sc, current) {
+    if (sc.own) return;
+    var h1 = document.getElementById("page-title");
+    var name = h("span", { id: "customer-name" }, names[sc.customer] || sc.customer);
+    add(h1, [" — ", name]);
+    function retitle() { if (name.isConnected) document.title = h1.textContent + " — " + t("title"); }
+    retitle();
+    if (!names[sc.customer]) loadCustomers().then(function () { if (names[sc.customer]) { name.textContent = names[sc.customer]; retitle(); } });
+    main.appendChild(h("p", { class: "crumbs" }, link("/operator", "← " + t("backToCustomers"), { id: "back-to-customers" }),
+      " ", h("span", { class: "hint" }, t("customerID"), ": ", sc.customer)));
+    main.appendChild(h("nav", { class: "subnav", id: "customer-nav", "aria-label": t("customerPages") },
+      [["", "accounts", "navAccounts"], ["/summary", "summary", "navDashboard"], ["/alerts", "alerts", "navAlerts"],
+        ["/devices", "devices", "navDevices"], ["/notices", "notices", "navNotices"]].map(function (p) {
+        return link(sc.ui + p[0], t(p[2]), { id: "customer-nav-" + p[1], "aria-current": p[1] === current ? "page" : null });
+      })));
+  }
+
+  function customersPage() {
+    page("customersTitle");
+    return loadCustomers().then(function (r) {
+      if (failed(r)) return;
+      var items = (r.data.items || []).slice();
+      if (!items.length) { main.appendChild(h("p", { class: "card empty", id: "no-customers" }, t("noCustomers"))); return; }
+      // Locked accounts wait for an operator: their customers come first.
+      items.sort(function (a, b) { return (b.open_locks || 0) - (a.open_locks || 0) || String(a.name).localeCompare(String(b.name), lang); });
+      var rows = items.map(function (c) {
+        var locks = c.open_locks || 0;
+        var row = h("tr", { "data-customer": c.customer_id },
+          h("th", { scope: "row" }, link("/operator/customers/" + encodeURIComponent(c.customer_id), c.name || c.customer_id, { class: "customer-link" })),
+          h("td", { class: "hide-sm" }, c.customer_id),
+          h("td", { class: "num" }, c.devices), h("td", { class: "num" }, c.alerts_30d),
+          h("td", { class: "num", "data-field": "open_locks" }, locks ? h("span", { class: "badge locked" }, t("locksN", { n: locks })) : "0"));
+        row.searchText = ((c.name || "") + " " + c.customer_id).toLowerCase();
+        return row;
+      });
+      var count = h("p", { class: "hint", id: "customer-count", role: "status" }, t("customersN", { n: items.length }));
+      var search = h("input", { type: "search", name: "q", autocomplete: "off", oninput: function () {
+        var q = search.value.trim().toLowerCase(), n = 0;
+        rows.forEach(function (row) { row.hidden = q !== "" && row.searchText.indexOf(q) < 0; if (!row.hidden) n++; });
+        count.textContent = n ? t("customersN", { n: n }) : t("noCustomerMatch");
+      } });
+      main.appendChild(h("form", { class: "period", role: "search", onsubmit: function (e) { e.preventDefault(); } },
+        field("customer-q", "findCustomer", search, "findCustomerHint")));
+      main.appendChild(count);
+      main.appendChild(h("div", { class: "table-wrap" }, h("table", { id: "customer-table" },
+        h("thead", {}, h("tr", {}, [t("customerName"), t("customerID"), t("devicesN"), t("alerts30d"), t("openLocks")].map(function (x, i) {
+          return h("th", { scope: "col", class: i === 1 ? "hide-sm" : i > 1 ? "num" : null }, x);
+        }))),
+        h("tbody", {}, rows))));
+    });
+  }
+
+  // accountsPage lists a customer's accounts (never a secret: the API has
+  // none to give), lifts locks and asks for more accounts, whose
+  // credentials go by mail to the customer, never to this page.
+  function accountsPage(sc) {
+    page("accountsTitle");
+    customerBar(sc, "accounts");
+    var status = h("p", { id: "account-status", class: "flash", role: "status", tabindex: "-1" });
+    var list = h("div", { id: "accounts" });
+    var shown = [];
+    function say(text, bad) { status.className = bad ? "error" : "flash"; status.textContent = text; }
+    function fetchAccounts() { return api("GET", sc.api + "/accounts"); }
+    // refresh reads the accounts until done(items) holds (the owner applies
+    // requests and unlocks a moment after the API accepted them), then shows
+    // them; it resolves to whether done held.
+    function refresh(done, tries) {
+      return fetchAccounts().then(function (r) {
+        if (!r.ok) { say(errText(r), true); return false; }
+        var items = r.data.items || [];
+        if (!done(items) && tries > 0 && list.isConnected) return wait(500).then(function () { return refresh(done, tries - 1); });
+        if (list.isConnected) render(items);
+        return done(items);
+      });
+    }
+    function unlockButton(a) {
+      return h("button", { type: "button", class: "secondary unlock", "aria-label": t("unlockFor", { id: a.login_id }), onclick: function (e) {
+        var b = e.currentTarget;
+        b.disabled = true;
+        api("POST", sc.api + "/accounts/" + encodeURIComponent(a.account_id) + "/unlock", {}).then(function (r) {
+          if (!r.ok) { b.disabled = false; say(errText(r), true); return; }
+          say(t("unlockSent", { id: a.login_id }));
+          status.focus(); // the button goes away with the lock
+          return refresh(function (items) {
+            return items.some(function (x) { return x.account_id === a.account_id && !x.locked; });
+          }, 20).then(function (ok) { if (ok) say(t("unlockDone", { id: a.login_id })); });
+        });
+      } }, t("unlock"));
+    }
+    function render(items) {
+      shown = items;
+      list.textContent = "";
+      if (!items.length) { list.appendChild(h("p", { class: "card empty", id: "no-accounts" }, t("noAccounts"))); return; }
+      list.appendChild(h("div", { class: "table-wrap" }, h("table", { id: "account-table" },
+        // On a phone: the user ID, the state and the lock (with its button).
+        h("thead", {}, h("tr", {}, [t("loginID"), t("role"), t("accountState"), t("secondFactor"), t("lock")].map(function (x, i) {
+          return h("th", { scope: "col", class: i === 1 || i === 3 ? "hide-sm" : null }, x);
+        }))),
+        h("tbody", {}, items.map(function (a) {
+          var role = t("role_" + a.role) === "role_" + a.role ? a.role : t("role_" + a.role);
+          return h("tr", { "data-account": a.account_id, "data-login": a.login_id, "data-locked": a.locked ? "true" : "false" },
+            h("th", { scope: "row" }, a.login_id), h("td", { class: "hide-sm" }, role),
+            h("td", {}, t(a.temporary ? "stateTemporary" : "stateActive")),
+            h("td", { class: "hide-sm" }, t("factor_" + (a.second_factor || "unset"))),
+            h("td", {}, a.locked ? [h("span", { class: "badge locked" }, t("locked")), " ", unlockButton(a)] : h("span", { class: "badge online" }, t("notLocked"))));
+        })))));
+    }
+    // An operator account belongs to the operator's own organisation only.
+    var own = me && sc.customer === me.customer_id;
+    var addForm = h("form", { id: "add-account-form", class: "card", "aria-labelledby": "h-add", novalidate: true },
+      h("h2", { id: "h-add" }, t("addAccount")),
+      h("p", { class: "hint", id: "add-account-hint" }, t("addAccountHint")),
+      own ? field("new-role", "role", h("select", { name: "role" }, ["customer_admin", "operator"].map(function (x) {
+        return h("option", { value: x }, t("role_" + x));
+      }))) : null,
+      h("button", { type: "submit", id: "add-account", "aria-describedby": "add-account-hint" }, t("addAccountButton")));
+    addForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var btn = addForm.querySelector("button[type=submit]"), before = shown.length;
+      btn.disabled = true;
+      api("POST", sc.api + "/accounts", { role: own ? addForm.elements.role.value : "customer_admin" }).then(function (r) {
+        if (!r.ok) { btn.disabled = false; say(errText(r), true); return; }
+        say(t("accountRequested"));
+        return refresh(function (items) { return items.length > before; }, 20).then(function (ok) {
+          btn.disabled = false;
+          if (ok) say(t("accountIssued"));
+        });
+      });
+    });
+    var tools = h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "reload-accounts", onclick: function () {
+      say("");
+      refresh(function () { return true; }, 0);
+    } }, t("reload")));
+    main.appendChild(status);
+    main.appendChild(list);
+    main.appendChild(tools);
+    main.appendChild(addForm);
+    return fetchAccounts().then(function (r) {
+      if (failed(r)) { tools.hidden = addForm.hidden = true; return; }
+      render(r.data.items || []);
+    });
+  }
+
+  // publishPage publishes a maintenance or firmware notice. It checks what
+  // notices.Build checks, so that the operator reads the reason in the
+  // page's language; the server checks again.
+  var MAINTENANCE_LEAD_MS = 30 * 24 * 3600 * 1000; // notices.MaintenanceLead (R-54)
+  var NOTICE_SHORT = 256, NOTICE_DETAILS = 8 * 2048; // the events' limits, in UTF-8 bytes
+  function bytes(s) { return new TextEncoder().encode(s).length; }
+  function localTime(v) { if (!v) return null; var d = new Date(v); return isNaN(d) ? null : d; }
+  function publishPage() {
+    page("publishTitle");
+    var tz = "";
+    try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { tz = ""; }
+    var status = h("p", { id: "publish-status", class: "flash", role: "status", tabindex: "-1" });
+    var picks = h("div", { class: "checklist", id: "notice-customers", role: "group", "aria-label": t("pickCustomers"), hidden: true },
+      h("p", { class: "hint" }, t("loading")));
+    function radio(name, value, key, checked) {
+      return h("label", {}, h("input", { type: "radio", name: name, value: value, id: name + "-" + value, checked: checked }), " ", t(key));
+    }
+    var maint = h("div", { id: "maintenance-fields" },
+      field("notice-starts", "startsAt", h("input", { name: "starts_at", type: "datetime-local", required: true, "aria-describedby": "notice-tz" })),
+      field("notice-ends", "endsAt", h("input", { name: "ends_at", type: "datetime-local", required: true, "aria-describedby": "notice-tz" })),
+      h("div", { class: "field check" }, h("label", {}, h("input", { type: "checkbox", name: "force", id: "notice-force", "aria-describedby": "notice-force-hint" }), " ", t("force")),
+        h("span", { class: "hint", id: "notice-force-hint" }, t("forceHint"))));
+    var firm = h("div", { id: "firmware-fields", hidden: true },
+      field("notice-version", "firmwareVersion", h("input", { name: "firmware_version", autocapitalize: "none", spellcheck: "false" }), "firmwareVersionHint"),
+      field("notice-available", "availableAt", h("input", { name: "available_at", type: "datetime-local" }), "availableAtHint"));
+    var err = errorBox("notice-error");
+    var f = h("form", { id: "notice-form", class: "card", novalidate: true },
+      h("p", { class: "hint" }, t("publishHint")),
+      h("fieldset", {}, h("legend", {}, t("noticeKind")), radio("kind", "maintenance", "notice_maintenance", true), radio("kind", "firmware", "notice_firmware", false)),
+      h("fieldset", {}, h("legend", {}, t("noticeAudience")), radio("audience", "all", "allCustomers", true), radio("audience", "some", "someCustomers", false), picks),
+      field("notice-summary", "noticeSummary", h("input", { name: "summary", required: true }), "noticeSummaryHint"),
+      field("notice-details", "noticeDetails", h("textarea", { name: "details", rows: "5" }), "noticeDetailsHint"),
+      maint, firm,
+      h("p", { class: "hint", id: "notice-tz" }, t("timeZoneHint", { tz: tz || "—" })),
+      err, h("button", { type: "submit", id: "notice-submit" }, t("publishButton")));
+    function toggle() {
+      var el = f.elements;
+      maint.hidden = el.kind.value !== "maintenance";
+      firm.hidden = el.kind.value !== "firmware";
+      picks.hidden = el.audience.value !== "some";
+    }
+    f.addEventListener("change", toggle);
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var el = f.elements, kind = el.kind.value, btn = f.querySelector("button[type=submit]");
+      var body = { kind: kind, summary: el.summary.value.trim(), details: el.details.value.trim() };
+      err.textContent = "";
+      function bad(key, input) { err.textContent = t(key); if (input) input.focus(); }
+      if (el.audience.value === "some") {
+        var boxes = picks.querySelectorAll("input[type=checkbox]");
+        var ids = Array.prototype.filter.call(boxes, function (c) { return c.checked; }).map(function (c) { return c.value; });
+        if (!ids.length) return bad("pickOne", boxes[0]);
+        body.customers = ids.join(",");
+      }
+      if (!body.summary) return bad("summaryRequired", el.summary);
+      if (bytes(body.summary) > NOTICE_SHORT) return bad("summaryTooLong", el.summary);
+      if (bytes(body.details) > NOTICE_DETAILS) return bad("detailsTooLong", el.details);
+      if (kind === "maintenance") {
+        var s = localTime(el.starts_at.value), en = localTime(el.ends_at.value);
+        if (!s) return bad("startsRequired", el.starts_at);
+        if (!en) return bad("endsRequired", el.ends_at);
+        if (en <= s) return bad("endsBeforeStarts", el.ends_at);
+        if (s.getTime() - Date.now() < MAINTENANCE_LEAD_MS && !el.force.checked) return bad("leadTooShort", el.force);
+        body.starts_at = s.toISOString();
+        body.ends_at = en.toISOString();
+        body.force = el.force.checked;
+      } else {
+        body.firmware_version = el.firmware_version.value.trim();
+        if (!body.firmware_version) return bad("versionRequired", el.firmware_version);
+        if (bytes(body.firmware_version) > NOTICE_SHORT) return bad("versionTooLong", el.firmware_version);
+        var av = localTime(el.available_at.value);
+        if (el.available_at.value && !av) return bad("badTime", el.available_at);
+        if (av) body.available_at = av.toISOString();
+      }
+      btn.disabled = true;
+      api("POST", "/api/v1/operator/notices", body).then(function (r) {
+        btn.disabled = false;
+        if (!r.ok) {
+          err.textContent = r.status === 422 ? t("noticeRefused") + " " + ((r.data && r.data.message) || "") : errText(r);
+          return;
+        }
+        f.reset();
+        toggle();
+        status.textContent = t("noticePublished", { id: r.data.notice_id });
+        status.focus();
+      });
+    });
+    main.appendChild(status);
+    main.appendChild(f);
+    return loadCustomers().then(function (r) {
+      picks.textContent = "";
+      if (!r.ok) { picks.appendChild(h("p", { class: "error" }, errText(r))); return; }
+      var items = (r.data.items || []).slice().sort(function (a, b) { return String(a.name).localeCompare(String(b.name), lang); });
+      if (!items.length) { picks.appendChild(h("p", { class: "empty" }, t("noCustomers"))); return; }
+      items.forEach(function (c) {
+        picks.appendChild(h("label", {}, h("input", { type: "checkbox", name: "customer", value: c.customer_id }), c.name || c.customer_id,
+          " ", h("span", { class: "hint" }, "(" + c.customer_id + ")")));
       });
     });
   }

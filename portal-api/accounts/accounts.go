@@ -244,20 +244,39 @@ func (s *Service) owner(customerID string) func() {
 	return m.Unlock
 }
 
-// publish writes the events and applies them to the state at once, so the
-// next command of the customer sees them (the tail's copy is ignored).
+// applyWait bounds how long a command waits for the tail to deliver the
+// events it wrote.
+const applyWait = 5 * time.Second
+
+// publish writes the events and returns once the state holds them, so the
+// next command of the customer sees them. The tail applies them, in log
+// order: an event another writer put before them (an operator's unlock)
+// is applied first, exactly as an owner rebuilding from the log will.
+// Only if the tail does not deliver them in time (or ctx ends) are they
+// applied at once (the tail's copy is then skipped by event ID).
 func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 	now := s.cfg.Now()
 	envs := make([]events.Envelope, 0, len(ps))
+	ids := make([]string, 0, len(ps))
 	for _, p := range ps {
 		e, err := events.New(Source, p, now)
 		if err != nil {
 			return err
 		}
 		envs = append(envs, e)
+		ids = append(ids, e.ID)
 	}
 	if err := s.pub.Publish(ctx, envs...); err != nil {
 		return fmt.Errorf("accounts: publish: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, applyWait)
+	err := s.state.waitApplied(wctx, ids)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		s.log.Warn("accounts: the tail is behind; applying own events at once", "wait", applyWait)
 	}
 	for _, e := range envs {
 		if err := s.state.Apply(e); err != nil {

@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -36,10 +37,12 @@ type resetToken struct {
 }
 
 // State is every customer's accounts, rebuilt by applying the accounts
-// topic in order. Applying an event twice (the owner applies its own
-// events at once, the tail delivers them again) changes nothing.
+// topic in order. Applying an event twice (an owner whose tail lags
+// applies its own events itself, then the tail delivers them) changes
+// nothing.
 type State struct {
 	mu        sync.RWMutex
+	applied   chan struct{} // closed and replaced at every event applied
 	seen      map[string]bool
 	customers map[string]*customer
 	accounts  map[string]*Account
@@ -51,7 +54,7 @@ type State struct {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
+	return &State{applied: make(chan struct{}), seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
 		byLogin: map[string]string{}, requests: map[string]*events.AccountRequested{}, fulfilled: map[string]bool{},
 		resets: map[string]resetToken{}}
 }
@@ -68,6 +71,10 @@ func (s *State) Apply(e events.Envelope) error {
 		return nil
 	}
 	s.seen[e.ID] = true
+	defer func() { // runs before the unlock
+		close(s.applied)
+		s.applied = make(chan struct{})
+	}()
 	switch v := p.(type) {
 	case *events.CustomerRegistered:
 		if s.customers[v.CustomerID] == nil {
@@ -135,6 +142,28 @@ func (s *State) Apply(e events.Envelope) error {
 		s.resets[v.TokenHash] = resetToken{accountID: a.ID, customerID: a.CustomerID, expires: v.ExpiresAt}
 	}
 	return nil
+}
+
+// waitApplied returns once every event ID has been applied, or with the
+// error of ctx.
+func (s *State) waitApplied(ctx context.Context, ids []string) error {
+	for {
+		s.mu.RLock()
+		all := true
+		for _, id := range ids {
+			all = all && s.seen[id]
+		}
+		next := s.applied
+		s.mu.RUnlock()
+		if all {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-next:
+		}
+	}
 }
 
 // accountOf returns the account an account event is about, or nil.

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -29,8 +30,8 @@ func (a *App) accounts() (*accounts.Service, error) {
 		portalURL = a.p.Endpoints.Portal
 	}
 	m := &lazyMailer{a: a}
-	svc, err := accounts.New(accounts.Config{PortalURL: portalURL}, a.p.Kafka, prod, m, &accounts.SMSSink{}, key,
-		a.p.Log.With("service", "accounts"))
+	svc, err := accounts.New(accounts.Config{PortalURL: portalURL}, a.p.Kafka, prod, m, a.smsSender(),
+		key, a.p.Log.With("service", "accounts"))
 	if err != nil {
 		prod.Close()
 		return nil, err
@@ -40,6 +41,20 @@ func (a *App) accounts() (*accounts.Service, error) {
 		return svc.Run(ctx)
 	})
 	return svc, nil
+}
+
+// smsSender is the configured SMS gateway (config validated its URL), or
+// the embedded sink, which keeps the messages in memory and sends nothing.
+func (a *App) smsSender() accounts.SMSSender {
+	cfg := a.p.Cfg
+	if cfg.SMSGatewayURL == "" {
+		a.p.Log.Info("SMS codes stay in the embedded sink: set --sms-gateway-url to send them", "service", "accounts")
+		return &accounts.SMSSink{}
+	}
+	if u, err := url.Parse(cfg.SMSGatewayURL); err == nil {
+		a.p.Log.Info("SMS codes go to the SMS gateway", "service", "accounts", "host", u.Host)
+	}
+	return &accounts.HTTPGateway{URL: cfg.SMSGatewayURL, Token: cfg.SMSGatewayToken}
 }
 
 // lazyMailer resolves the SMTP settings at the first mail, when the

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,6 +73,10 @@ type Config struct {
 	WatchdogThreshold  time.Duration
 	WatchdogDebounce   time.Duration
 	WatchdogSilence    time.Duration
+
+	// SMS codes of the portal's 2-step verification (issue 4).
+	SMSGatewayURL   string // empty: the embedded SMS sink
+	SMSGatewayToken string
 }
 
 type setting struct {
@@ -213,6 +219,8 @@ func settings() []setting {
 		secret("notify-webhook-key", "MIMAMORI_NOTIFY_WEBHOOK_KEY", "key the customers' webhook secrets are derived from (generated into the data folder if empty)", func(c *Config) *string { return &c.NotifyWebhookKey }),
 		def("notify-repeat-window", "MIMAMORI_NOTIFY_REPEAT_WINDOW", "10m", "repeats of one detection on one device within it go into a digest", false, repeatSet, repeatGet),
 		n("notify-hourly-cap", "MIMAMORI_NOTIFY_HOURLY_CAP", "20", "alert mails per recipient and hour before the rest go into a digest (-1: no cap)", func(c *Config) *int { return &c.NotifyHourlyCap }),
+		s("sms-gateway-url", "MIMAMORI_SMS_GATEWAY_URL", "", "URL of the SMS gateway for 2-step verification codes (JSON POST {to, body}); https, or http to a loopback host; empty: the embedded SMS sink, nothing is sent", func(c *Config) *string { return &c.SMSGatewayURL }),
+		secret("sms-gateway-token", "MIMAMORI_SMS_GATEWAY_TOKEN", "bearer token sent to the SMS gateway (needs sms-gateway-url)", func(c *Config) *string { return &c.SMSGatewayToken }),
 		def("watchdog-threshold", "MIMAMORI_WATCHDOG_THRESHOLD", "10m", "no heartbeat for this long: the appliance is judged stopped", false, thrSet, thrGet),
 		def("watchdog-debounce", "MIMAMORI_WATCHDOG_DEBOUNCE", "30m", "at most one offline/online event per appliance per window", false, debSet, debGet),
 		def("watchdog-silence", "MIMAMORI_WATCHDOG_SILENCE", "1h", "traffic counters still for this long while heartbeats arrive: the appliance went silent", false, silSet, silGet),
@@ -272,7 +280,50 @@ func (c *Config) validate() error {
 	if (c.IngestCertFile == "") != (c.IngestKeyFile == "") {
 		return fmt.Errorf("ingest-cert-file and ingest-key-file go together")
 	}
+	return c.validateSMSGateway()
+}
+
+// validateSMSGateway keeps the token and the codes off clear-text links:
+// plain http is only for a gateway on this machine (tests, a local relay).
+// Its errors never quote the token, nor the whole URL (a query may hold a
+// key).
+func (c *Config) validateSMSGateway() error {
+	if c.SMSGatewayURL == "" {
+		if c.SMSGatewayToken != "" {
+			return fmt.Errorf("sms-gateway-token (MIMAMORI_SMS_GATEWAY_TOKEN) is set but sms-gateway-url is empty (the embedded SMS sink takes no token)")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.SMSGatewayURL)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must be an absolute URL like https://sms.example.com/v1/messages")
+	}
+	if u.User != nil {
+		return fmt.Errorf("sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must not carry a user or password (it would show in `mimamori config`); use sms-gateway-token")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !loopback(u.Hostname()) {
+			return fmt.Errorf("sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must use https (http only to a loopback host such as 127.0.0.1), got http to %q", u.Hostname())
+		}
+	default:
+		return fmt.Errorf("sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must use https, got scheme %q", u.Scheme)
+	}
+	for _, r := range c.SMSGatewayToken {
+		if r <= ' ' || r > '~' {
+			return fmt.Errorf("sms-gateway-token (MIMAMORI_SMS_GATEWAY_TOKEN) must be printable ASCII without spaces or line breaks")
+		}
+	}
 	return nil
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Embedded reports which parts run embedded.

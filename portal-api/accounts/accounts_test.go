@@ -1,0 +1,458 @@
+package accounts_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/services/mailbox"
+	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/registry"
+)
+
+// env is a kfake broker with the accounts topic and the embedded mailbox
+// over SMTP: what an accounts owner needs, minus the owner.
+type env struct {
+	t      *testing.T
+	kafka  *kfake.Cluster
+	kcfg   eventlog.Config
+	prod   *eventlog.Producer
+	box    *mailbox.Mailbox
+	mailer *notifier.Mailer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	kcfg := eventlog.Config{Brokers: kafka.ListenAddrs(), Partitions: 2, Replication: 1, TopicPrefix: "t."}
+	prod, err := eventlog.NewProducer(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	if err := eventlog.EnsureTopics(context.Background(), prod.Client(), kcfg); err != nil {
+		t.Fatal(err)
+	}
+	box, err := mailbox.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = box.Close() })
+	host, port, _ := net.SplitHostPort(box.Addr())
+	portN, _ := strconv.Atoi(port)
+	mailer, err := notifier.NewMailer(notifier.SMTPConfig{Host: host, Port: portN, Security: notifier.SecurityNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, kafka: kafka, kcfg: kcfg, prod: prod, box: box, mailer: mailer}
+}
+
+// owner starts an accounts owner over the topic and waits until it has
+// read it. stop ends it (also at cleanup) and waits for Run to return.
+func (e *env) owner(cfg accounts.Config, sms accounts.SMSSender) (svc *accounts.Service, stop func()) {
+	e.t.Helper()
+	svc, err := accounts.New(cfg, e.kcfg, e.prod, e.mailer, sms, bytes.Repeat([]byte{7}, 32), nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Error(err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	select {
+	case <-svc.Ready():
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("accounts owner not ready")
+	}
+	return svc, stop
+}
+
+var (
+	reTempID = regexp.MustCompile(`Temporary user ID:\s+(\S+)`)
+	reTempPW = regexp.MustCompile(`Temporary password:\s+(\S+)`)
+)
+
+// register registers a customer and reads its first temporary credentials
+// from the mailbox.
+func (e *env) register(email string) (customerID, loginID, password string) {
+	e.t.Helper()
+	id, err := registry.RegisterCustomer(context.Background(), e.prod, "Kato Bakery", email, "rs_1", time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor(func() bool {
+		for _, m := range e.box.Messages() {
+			if len(m.To) == 1 && m.To[0] == email && strings.Contains(m.Body, "Temporary password") {
+				loginID, password = reTempID.FindStringSubmatch(m.Body)[1], reTempPW.FindStringSubmatch(m.Body)[1]
+				return true
+			}
+		}
+		return false
+	})
+	return id, loginID, password
+}
+
+func (e *env) waitFor(f func() bool) {
+	e.t.Helper()
+	for range 500 {
+		if f() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatal("condition not reached")
+}
+
+// topic is every event of the accounts topic, decoded, in partition order.
+func (e *env) topic() []events.Payload {
+	e.t.Helper()
+	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(events.TopicAccounts)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []events.Payload
+	for idle := 0; idle < 3; {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		f := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		f.EachRecord(func(r *kgo.Record) {
+			n++
+			env, err := eventlog.FromRecord(r)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			p, err := events.Decode(env)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			out = append(out, p)
+		})
+		if n == 0 {
+			idle++
+		}
+	}
+	return out
+}
+
+// rebuild reads the accounts topic to its end into a new state, as
+// `mimamori account list` does.
+func (e *env) rebuild() *accounts.State {
+	e.t.Helper()
+	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st := accounts.NewState()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tail.Run(ctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) }) }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = tail.WaitCaughtUp(wctx)
+	wcancel()
+	cancel()
+	if rerr := <-done; err == nil {
+		err = rerr
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// holdFetches makes the broker sit on every fetch until release: the
+// owner's tail then lags behind the log, as on a busy cluster.
+func (e *env) holdFetches() (release func()) {
+	gate := make(chan struct{})
+	e.kafka.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case <-gate:
+			e.kafka.DropControl()
+		default:
+			e.kafka.SleepControl(func() { <-gate })
+		}
+		return nil, nil, false // then served as usual
+	})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	e.t.Cleanup(release)
+	return release
+}
+
+// onProduce calls f (once) when the broker next receives a produce.
+func (e *env) onProduce(f func()) {
+	e.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.kafka.DropControl()
+		f()
+		return nil, nil, false
+	})
+}
+
+// outcomes counts the results of concurrent calls by error ("ok" for nil).
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) add(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[string]int{}
+	}
+	k := "ok"
+	if err != nil {
+		k = err.Error()
+	}
+	o.n[k]++
+}
+
+// race runs f n times at once, released together.
+func race(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+// The one-writer-per-customer rule under concurrent commands: the
+// temporary password works once however many logins race for it; two
+// customers racing for one login ID get it once between them (whatever
+// its letter case); concurrent operator requests each issue exactly one
+// account. A fresh owner rebuilding from the topic sees the same state as
+// the live one, with no login ID twice.
+func TestConcurrentCommandsKeepOneWriterPerCustomer(t *testing.T) {
+	e := newEnv(t)
+	svc, stop := e.owner(accounts.Config{}, &accounts.SMSSink{})
+	ctx := context.Background()
+	custA, tempA, pwA := e.register("a@race.example")
+	custB, tempB, pwB := e.register("b@race.example")
+
+	// Six logins with A's temporary password at once: one gets in.
+	const logins = 6
+	var mu sync.Mutex
+	var pA accounts.Principal
+	var loginRes outcomes
+	race(logins, func(i int) {
+		p, err := svc.Login(ctx, tempA, pwA, fmt.Sprintf("192.0.2.%d", i+1))
+		loginRes.add(err)
+		if err == nil {
+			mu.Lock()
+			pA = p
+			mu.Unlock()
+		} else if !errors.Is(err, accounts.ErrInvalidCredentials) && !errors.Is(err, accounts.ErrThrottled) {
+			t.Errorf("login %d: %v", i, err)
+		}
+	})
+	if loginRes.n["ok"] != 1 || pA.Stage != accounts.StageChangeCredentials {
+		t.Fatalf("concurrent logins with one temporary password: %v, principal %+v; want exactly one ok", loginRes.n, pA)
+	}
+	pB, err := svc.Login(ctx, tempB, pwB, "192.0.2.100")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Both customers' first-login changes race for one login ID, eight
+	// requests each (a double-submitting browser, a scripted client).
+	const perCustomer = 8
+	var won sync.Map // customer ID → principal after the change
+	var changeRes outcomes
+	race(2*perCustomer, func(i int) {
+		p, id := pA, "shared-admin"
+		if i%2 == 1 {
+			p, id = pB, "Shared-Admin"
+		}
+		got, err := svc.ChangeCredentials(ctx, p, id, fmt.Sprintf("a long enough passphrase %d", i))
+		changeRes.add(err)
+		switch {
+		case err == nil:
+			won.Store(p.CustomerID, got)
+		case errors.Is(err, accounts.ErrLoginIDTaken), errors.Is(err, accounts.ErrWrongStage):
+		default:
+			t.Errorf("change %d: %v", i, err)
+		}
+	})
+	if changeRes.n["ok"] != 1 {
+		t.Fatalf("concurrent changes to one login ID: %v; want exactly one ok", changeRes.n)
+	}
+	winner, loser := custA, pB
+	if _, ok := won.Load(custB); ok {
+		winner, loser = custB, pA
+	}
+	// The winner's other requests found the account changed; every one of
+	// the loser's found the ID taken.
+	if changeRes.n[accounts.ErrWrongStage.Error()] != perCustomer-1 || changeRes.n[accounts.ErrLoginIDTaken.Error()] != perCustomer {
+		t.Errorf("outcomes %v: want %d wrong_stage (the winner's repeats) and %d taken (the loser's)", changeRes.n, perCustomer-1, perCustomer)
+	}
+	if _, err := svc.ChangeCredentials(ctx, loser, "other-admin", "another long passphrase"); err != nil {
+		t.Fatalf("the loser picks another ID: %v", err)
+	}
+
+	// Five operator requests for more accounts of A, written at once.
+	const requests = 5
+	var reqMu sync.Mutex
+	var reqIDs []string
+	race(requests, func(int) {
+		id, err := accounts.RequestAccount(ctx, e.prod, custA, events.RoleCustomerAdmin, "ac_operator", time.Now())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		reqMu.Lock()
+		reqIDs = append(reqIDs, id)
+		reqMu.Unlock()
+	})
+	e.waitFor(func() bool { return len(svc.State().Accounts(custA)) == 1+requests })
+	live := svc.State().Accounts("")
+
+	// A restart: a fresh owner rebuilds the state from the topic alone.
+	stop()
+	fresh, _ := e.owner(accounts.Config{}, &accounts.SMSSink{})
+	rebuilt := fresh.State().Accounts("")
+	byID := func(a, b accounts.Account) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(live, byID)
+	slices.SortFunc(rebuilt, byID)
+	if !reflect.DeepEqual(live, rebuilt) {
+		t.Errorf("rebuilt state differs from the live one:\nlive    %+v\nrebuilt %+v", live, rebuilt)
+	}
+	if len(rebuilt) != 2+requests {
+		t.Errorf("%d accounts rebuilt, want %d", len(rebuilt), 2+requests)
+	}
+	seen := map[string]string{}
+	for _, a := range rebuilt {
+		k := strings.ToLower(a.LoginID)
+		if other, dup := seen[k]; dup {
+			t.Errorf("login ID %q held by %s and %s", a.LoginID, other, a.ID)
+		}
+		seen[k] = a.ID
+	}
+	if a, ok := fresh.State().ByLogin("SHARED-admin"); !ok || a.CustomerID != winner || a.Temporary {
+		t.Errorf("shared-admin after the rebuild: %+v (found %v), want the account of %s", a, ok, winner)
+	}
+	if a, ok := fresh.State().ByLogin("other-admin"); !ok || a.CustomerID != loser.CustomerID {
+		t.Errorf("other-admin after the rebuild: %+v (found %v), want the account of %s", a, ok, loser.CustomerID)
+	}
+
+	// The log itself: one change per account, one temporary login for A,
+	// one issue per request.
+	changes := map[string]int{}
+	tempLogins, issuedFor := 0, map[string]int{}
+	for _, p := range e.topic() {
+		switch v := p.(type) {
+		case *events.AccountPasswordChanged:
+			changes[v.AccountID]++
+			if strings.EqualFold(v.LoginID, "shared-admin") && v.CustomerID != winner {
+				t.Errorf("shared-admin written for %s too", v.CustomerID)
+			}
+		case *events.AccountLoginSucceeded:
+			if v.AccountID == pA.AccountID && v.Method == "temporary_password" {
+				tempLogins++
+			}
+		case *events.AccountIssued:
+			if v.RequestID != "" {
+				issuedFor[v.RequestID]++
+			}
+		}
+	}
+	if len(changes) != 2 || changes[pA.AccountID] != 1 || changes[pB.AccountID] != 1 {
+		t.Errorf("password_changed events per account %v, want one each for %s and %s", changes, pA.AccountID, pB.AccountID)
+	}
+	if tempLogins != 1 {
+		t.Errorf("%d temporary-password logins of A in the log, want 1", tempLogins)
+	}
+	for _, id := range reqIDs {
+		if issuedFor[id] != 1 {
+			t.Errorf("request %s issued %d times, want 1", id, issuedFor[id])
+		}
+	}
+	if len(issuedFor) != requests {
+		t.Errorf("accounts issued for %d requests, want %d", len(issuedFor), requests)
+	}
+}
+
+// An operator's unlock that lands in the log while the owner, not having
+// read it yet, writes the failure that locks the account. A restarted
+// owner (and `mimamori account list`) reads unlock, failure, lock: locked.
+// The live owner must hold the same, not apply its own events first and
+// the earlier unlock last.
+func TestUnlockRacingALockKeepsLogOrder(t *testing.T) {
+	e := newEnv(t)
+	svc, _ := e.owner(accounts.Config{FreeFailures: 100, IPFreeFailures: 100}, &accounts.SMSSink{})
+	ctx := context.Background()
+	cust, id, _ := e.register("a@unlock.example")
+	for range 9 {
+		if _, err := svc.Login(ctx, id, "not the password at all", "192.0.2.1"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	acc, _ := svc.State().ByLogin(id)
+	if acc.Failures != 9 || acc.Locked {
+		t.Fatalf("after 9 failures: %+v", acc)
+	}
+
+	release := e.holdFetches()
+	if err := accounts.Unlock(ctx, e.prod, cust, acc.ID, "ac_operator", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The tail sees the log again a while after the owner wrote the
+	// failure and the lock: long after an owner applying its own events at
+	// once had done so, well within the owner's wait for its tail.
+	e.onProduce(func() { time.AfterFunc(time.Second, release) })
+	if _, err := svc.Login(ctx, id, "not the password at all", "192.0.2.1"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+		t.Fatalf("10th wrong password: %v", err)
+	}
+	want, _ := e.rebuild().Account(acc.ID)
+	if !want.Locked || want.Failures != 10 {
+		t.Fatalf("rebuilt from the log: failures %d locked %v, want 10 and locked", want.Failures, want.Locked)
+	}
+	var live accounts.Account
+	for range 100 { // the tail may still be applying the unlock
+		live, _ = svc.State().Account(acc.ID)
+		if !reflect.DeepEqual(live, want) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !reflect.DeepEqual(live, want) {
+		t.Fatalf("live owner: failures %d locked %v; the log says failures %d locked %v", live.Failures, live.Locked,
+			want.Failures, want.Locked)
+	}
+}

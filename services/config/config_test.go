@@ -1,0 +1,130 @@
+package config_test
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mimamori/mimamori/services/config"
+)
+
+// load parses args and env as the binary does.
+func load(t *testing.T, env map[string]string, args ...string) (config.Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return config.Load(fs, func(k string) string { return env[k] })
+}
+
+const token = "sms-token-8c1f2e9d"
+
+func TestSMSGatewaySettings(t *testing.T) {
+	cases := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		url, token string
+	}{
+		{"default: the embedded sink", nil, nil, "", ""},
+		{"from the environment", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "https://sms.example/v1/messages",
+			"MIMAMORI_SMS_GATEWAY_TOKEN": token}, nil, "https://sms.example/v1/messages", token},
+		{"flags win", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "https://sms.example/v1", "MIMAMORI_SMS_GATEWAY_TOKEN": "old"},
+			[]string{"--sms-gateway-url", "https://sms2.example/send", "--sms-gateway-token", token}, "https://sms2.example/send", token},
+		{"no token", nil, []string{"--sms-gateway-url", "https://sms.example/v1"}, "https://sms.example/v1", ""},
+		{"http to loopback", nil, []string{"--sms-gateway-url", "http://127.0.0.1:8099/sms"}, "http://127.0.0.1:8099/sms", ""},
+		{"http to localhost", nil, []string{"--sms-gateway-url", "http://localhost:8099/sms"}, "http://localhost:8099/sms", ""},
+		{"http to ::1", nil, []string{"--sms-gateway-url", "http://[::1]:8099/sms"}, "http://[::1]:8099/sms", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := load(t, c.env, c.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SMSGatewayURL != c.url || got.SMSGatewayToken != c.token {
+				t.Errorf("got URL %q token %q, want %q %q", got.SMSGatewayURL, got.SMSGatewayToken, c.url, c.token)
+			}
+		})
+	}
+}
+
+func TestSMSGatewayValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"plain http to another host", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "http://sms.example/v1"},
+			`sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must use https (http only to a loopback host such as 127.0.0.1), got http to "sms.example"`},
+		{"another scheme", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "ftp://sms.example/v1"},
+			`sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must use https, got scheme "ftp"`},
+		{"no scheme", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "sms.example/v1"},
+			"sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must be an absolute URL"},
+		{"no host", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "https:///v1"},
+			"sms-gateway-url (MIMAMORI_SMS_GATEWAY_URL) must be an absolute URL"},
+		{"credentials in the URL", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "https://user:" + token + "@sms.example/v1"},
+			"must not carry a user or password"},
+		{"token without URL", map[string]string{"MIMAMORI_SMS_GATEWAY_TOKEN": token},
+			"sms-gateway-token (MIMAMORI_SMS_GATEWAY_TOKEN) is set but sms-gateway-url is empty"},
+		{"token with a line break", map[string]string{"MIMAMORI_SMS_GATEWAY_URL": "https://sms.example/v1",
+			"MIMAMORI_SMS_GATEWAY_TOKEN": token + "\n"}, "sms-gateway-token (MIMAMORI_SMS_GATEWAY_TOKEN) must be printable ASCII"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, c.env)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), token) {
+				t.Errorf("error %q shows the token", err)
+			}
+		})
+	}
+}
+
+// `mimamori config` shows the gateway URL and masks the token.
+func TestPrintMasksSMSGatewayToken(t *testing.T) {
+	c, err := load(t, map[string]string{"MIMAMORI_SMS_GATEWAY_TOKEN": token},
+		"--sms-gateway-url", "https://sms.example/v1/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c.Print(&out)
+	if strings.Contains(out.String(), token) {
+		t.Fatalf("config printed the token:\n%s", out.String())
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 3 {
+			lines[f[0]] = f[1] + " " + f[2]
+		}
+	}
+	if got := lines["sms-gateway-url"]; got != "MIMAMORI_SMS_GATEWAY_URL https://sms.example/v1/messages" {
+		t.Errorf("sms-gateway-url line: %q", got)
+	}
+	if got := lines["sms-gateway-token"]; got != "MIMAMORI_SMS_GATEWAY_TOKEN ********" {
+		t.Errorf("sms-gateway-token line: %q", got)
+	}
+}
+
+// --help says what an empty URL means.
+func TestSMSGatewayHelp(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	config.Register(fs)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.PrintDefaults()
+	for _, want := range []string{"-sms-gateway-url", "empty: the embedded SMS sink", "env MIMAMORI_SMS_GATEWAY_URL",
+		"-sms-gateway-token", "env MIMAMORI_SMS_GATEWAY_TOKEN"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}

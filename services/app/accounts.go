@@ -48,8 +48,9 @@ func (a *App) accounts() (*accounts.Service, error) {
 func (a *App) smsSender() accounts.SMSSender {
 	cfg := a.p.Cfg
 	if cfg.SMSGatewayURL == "" {
-		a.p.Log.Info("SMS codes stay in the embedded sink: set --sms-gateway-url to send them", "service", "accounts")
-		return &accounts.SMSSink{}
+		a.p.Log.Info("SMS codes stay in the embedded sink (shown on the mailbox page): set --sms-gateway-url to send them", "service", "accounts")
+		a.sms = &accounts.SMSSink{}
+		return a.sms
 	}
 	if u, err := url.Parse(cfg.SMSGatewayURL); err == nil {
 		a.p.Log.Info("SMS codes go to the SMS gateway", "service", "accounts", "host", u.Host)

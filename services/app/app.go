@@ -16,6 +16,7 @@ import (
 
 	"github.com/mimamori/mimamori/analytics/projection"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/portal"
 	"github.com/mimamori/mimamori/services/admin"
 	"github.com/mimamori/mimamori/services/ingest"
@@ -34,6 +35,7 @@ type App struct {
 	reg   *prometheus.Registry
 	parts []func(context.Context) error
 	lns   []net.Listener
+	sms   *accounts.SMSSink // the embedded SMS gateway, when no real one is set
 }
 
 // New binds the listeners of the named services (so port 0 resolves before

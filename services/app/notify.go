@@ -57,6 +57,15 @@ func (a *App) notifier() error {
 		smtpCfg.Port, _ = strconv.Atoi(port)
 		a.p.Endpoints.Mailbox = "http://" + ln.Addr().String()
 		a.p.Endpoints.MailboxSMTP = box.Addr()
+		if sink := a.sms; sink != nil {
+			box.ShowTexts(func() []mailbox.Text {
+				var out []mailbox.Text
+				for _, m := range sink.Messages() {
+					out = append(out, mailbox.Text{To: m.To, Body: m.Body, At: m.At})
+				}
+				return out
+			})
+		}
 		a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, box.Handler(), a.p.Log) })
 		log.Info("embedded mailbox", "page", a.p.Endpoints.Mailbox, "smtp", box.Addr())
 	}

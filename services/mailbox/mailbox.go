@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,25 @@ type Mailbox struct {
 	reject func(rcpt string) error
 	// onAccept is called after a message is stored (benchmarks).
 	onAccept func(Message)
+	// texts lists the text messages of an embedded SMS gateway, shown
+	// beside the mail.
+	texts func() []Text
+}
+
+// Text is one text message (SMS) kept by an embedded gateway.
+type Text struct {
+	To   string
+	Body string
+	At   time.Time
+}
+
+// ShowTexts makes the page list the text messages f returns (oldest
+// first), so that in embedded mode a person can read the SMS codes of
+// 2-step verification, as they read the mail.
+func (m *Mailbox) ShowTexts(f func() []Text) {
+	m.mu.Lock()
+	m.texts = f
+	m.mu.Unlock()
 }
 
 // Start listens for SMTP on addr ("127.0.0.1:0" picks a port).
@@ -188,20 +208,31 @@ var page = template.Must(template.New("mailbox").Parse(`<!doctype html>
 {{else}}<h1>mimamori mailbox</h1><p>{{len .All}} messages accepted by the embedded SMTP server at {{.Addr}}</p>
 <table><tr><th>#</th><th>received</th><th>to</th><th>subject</th></tr>
 {{range .All}}<tr><td>{{.Seq}}</td><td>{{.ReceivedAt.Format "2006-01-02 15:04:05"}}</td><td>{{range .To}}{{.}} {{end}}</td><td><a href="/messages/{{.Seq}}">{{.Subject}}</a></td></tr>
-{{end}}</table>{{end}}
+{{end}}</table>
+{{if .Texts}}<h2 id="sms">SMS</h2><p>{{len .Texts}} text messages kept by the embedded SMS gateway (nothing is sent)</p>
+<table><tr><th>sent</th><th>to</th><th>text</th></tr>
+{{range .Texts}}<tr><td>{{.At.Format "2006-01-02 15:04:05"}}</td><td>{{.To}}</td><td>{{.Body}}</td></tr>
+{{end}}</table>{{end}}{{end}}
 </body></html>`))
 
-// Handler serves the mailbox page: GET / lists the messages newest first,
-// GET /messages/{n} shows one.
+// Handler serves the mailbox page: GET / lists the messages newest first
+// (and the text messages, if ShowTexts was called), GET /messages/{n}
+// shows one.
 func (m *Mailbox) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		all := m.Messages()
-		for i, j := 0, len(all)-1; i < j; i, j = i+1, j-1 {
-			all[i], all[j] = all[j], all[i]
+		slices.Reverse(all)
+		var texts []Text
+		m.mu.Lock()
+		f := m.texts
+		m.mu.Unlock()
+		if f != nil {
+			texts = f()
+			slices.Reverse(texts)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = page.Execute(w, map[string]any{"All": all, "Addr": m.Addr()})
+		_ = page.Execute(w, map[string]any{"All": all, "Addr": m.Addr(), "Texts": texts})
 	})
 	mux.HandleFunc("GET /messages/{n}", func(w http.ResponseWriter, r *http.Request) {
 		var n int

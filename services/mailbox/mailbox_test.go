@@ -67,3 +67,38 @@ func TestStoresAndShowsMail(t *testing.T) {
 		t.Fatalf("missing message: %d", resp.StatusCode)
 	}
 }
+
+// The text messages of an embedded SMS gateway are listed newest first,
+// escaped, below the mail; without them the page has no SMS section.
+func TestShowsTexts(t *testing.T) {
+	box, err := mailbox.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	srv := httptest.NewServer(box.Handler())
+	defer srv.Close()
+	page := func() string {
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if p := page(); strings.Contains(p, `id="sms"`) {
+		t.Fatalf("SMS section without a gateway:\n%s", p)
+	}
+	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	box.ShowTexts(func() []mailbox.Text {
+		return []mailbox.Text{{To: "+819011112222", Body: "認証コード 123456", At: at},
+			{To: "+819033334444", Body: "code 654321 <b>", At: at.Add(time.Minute)}}
+	})
+	p := page()
+	first, second := strings.Index(p, "654321"), strings.Index(p, "123456")
+	if !strings.Contains(p, `id="sms"`) || first < 0 || second < 0 || first > second ||
+		strings.Contains(p, "<b>") || !strings.Contains(p, "819011112222") {
+		t.Fatalf("SMS section (newest first, escaped):\n%s", p)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/ksuid"
 )
@@ -127,6 +128,33 @@ func (a *Alert) validate(stamped bool) error {
 		v.fail("count", "must be at least 1, got %d", a.Count)
 	}
 	return v.err()
+}
+
+// Clamp cuts the text fields the appliance fills to the lengths
+// validation allows, at a character boundary, after replacing invalid
+// UTF-8 (which JSON would otherwise expand). Evidence longer than the
+// limits, such as an attacker's 10 kB URL, then still makes a valid alert
+// instead of one the gateway refuses, with every alert batched beside it.
+func (a *Alert) Clamp() {
+	for _, f := range []struct {
+		s *string
+		n int
+	}{{&a.Indicator, maxLong}, {&a.Label, maxShort}, {&a.Protocol, 16}, {&a.URL, maxLong},
+		{&a.Domain, maxShort}, {&a.FileName, maxShort}, {&a.DefinitionsVersion, maxShort}} {
+		*f.s = clamp(*f.s, f.n)
+	}
+}
+
+// clamp returns valid UTF-8 of at most n bytes, cut at a rune start.
+func clamp(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Heartbeat is an appliance's periodic sign of life with its counters.

@@ -122,6 +122,7 @@ func New(cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) emit(al *events.Alert) {
+	al.Clamp() // oversized evidence must not make an alert the gateway refuses
 	a.alerts.Add(1)
 	if a.outEnc != nil {
 		if err := a.outEnc.Encode(al); err != nil && a.err == nil {

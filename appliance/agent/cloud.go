@@ -184,10 +184,17 @@ func (c *Cloud) SendOnce(ctx context.Context) (int, error) {
 		return n, err
 	}
 	alerts := make([]events.Alert, 0, len(recs))
+	var refused uint64
 	for _, r := range recs {
 		var a events.Alert
 		if err := json.Unmarshal(r, &a); err != nil {
-			c.log.Error("agent: unreadable queued alert dropped", "error", err)
+			c.log.Error("agent: unreadable queued alert dropped; reported as a gap", "error", err)
+			refused++
+			continue
+		}
+		if err := a.ValidateFromDevice(); err != nil { // the gateway would refuse it for good
+			c.log.Error("agent: invalid queued alert dropped; reported as a gap", "alert", a.ID, "error", err)
+			refused++
 			continue
 		}
 		alerts = append(alerts, a)
@@ -204,26 +211,48 @@ func (c *Cloud) SendOnce(ctx context.Context) (int, error) {
 		case <-sctx.Done():
 		}
 	}()
-	_, err = c.up.SendAlerts(sctx, alerts)
+	r, err := c.deliver(sctx, alerts)
 	cancel()
 	<-watched
 	if err != nil && dropped.Load() && ctx.Err() == nil {
 		return n, nil // the gap first, then a fresh batch
 	}
-	var perm *uplink.PermanentError
-	if errors.As(err, &perm) && !perm.Unauthorized() {
-		// The gateway will never take this batch: keeping it would block
-		// everything behind it.
-		c.log.Error("agent: gateway refused a batch for good; dropped", "alerts", len(alerts), "error", err)
-		err = nil
-	}
 	if err != nil {
 		return n, err
 	}
-	if err := q.Ack(cur); err != nil {
+	if err := q.AckRefused(cur, refused+r); err != nil {
 		return n, err
 	}
 	return n + len(recs), nil
+}
+
+// deliver sends alerts and returns how many the gateway refused for good.
+// A refused batch is split in halves until each refused alert is alone, so
+// one alert the gateway will never take (keeping it would block everything
+// behind it) costs only itself: the others are delivered, it is logged
+// and counted in a gap. Halves delivered before an error are delivered
+// again on the retry; the gateway acknowledges them as duplicates.
+func (c *Cloud) deliver(ctx context.Context, alerts []events.Alert) (uint64, error) {
+	if len(alerts) == 0 {
+		return 0, nil
+	}
+	_, err := c.up.SendAlerts(ctx, alerts)
+	var perm *uplink.PermanentError
+	if !errors.As(err, &perm) || perm.Unauthorized() {
+		return 0, err // delivered, or worth retrying as it is
+	}
+	if len(alerts) == 1 {
+		c.log.Error("agent: gateway refused an alert for good; dropped, reported as a gap", "alert", alerts[0].ID,
+			"kind", alerts[0].Kind, "error", err)
+		return 1, nil
+	}
+	h := len(alerts) / 2
+	r1, err := c.deliver(ctx, alerts[:h])
+	if err != nil {
+		return 0, err
+	}
+	r2, err := c.deliver(ctx, alerts[h:])
+	return r1 + r2, err
 }
 
 func (c *Cloud) sendGap(ctx context.Context, g queue.Gap) error {

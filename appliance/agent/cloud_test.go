@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,7 +14,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +27,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/ksuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -791,4 +796,116 @@ func TestHeartbeatCarriesStateAndWarnsAbove100Clients(t *testing.T) {
 	if reboots != 1 || logs.count("unknown command", nil) != 1 {
 		t.Fatalf("reboot called %d times, unknown command warnings %d", reboots, logs.count("unknown command", nil))
 	}
+}
+
+// TestRefusedAlertCostsOnlyItself: among valid alerts in one batch sit
+// an alert of a faulty older firmware (severity 7), a record that is not
+// an alert at all, and an alert a newer gateway refuses for good (a proxy
+// in front of the real gateway answers 400 to any batch holding it, as a
+// gateway with stricter rules would). The valid ones arrive, each once;
+// the three are dropped, logged and reported as gaps of 3 in all; the
+// queue ends empty. (Before, the whole batch was dropped, so one poisoned
+// alert hid every alert batched beside it.)
+func TestRefusedAlertCostsOnlyItself(t *testing.T) {
+	cl := newCloud(t)
+	cl.serve(t, "127.0.0.1:0")
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	store, err := defs.NewStore(pub, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t, queue.Config{})
+	want := map[string]bool{}
+	var recs [][]byte
+	var stricter string // the alert the newer gateway refuses
+	for i := range 40 {
+		a := events.Alert{ID: ksuid.New().String(), DetectedAt: time.Now().Add(-time.Minute).UTC(), Severity: 3,
+			Kind: events.KindDomain, Indicator: fmt.Sprintf("c2-%d.bad.example", i), Label: "C2", Action: events.ActionDetected,
+			SrcIP: "192.168.1.30", SrcPort: 5000 + i, DstIP: "203.0.113.53", DstPort: 53, Protocol: "udp", Zones: "LAN>WAN",
+			Domain: fmt.Sprintf("c2-%d.bad.example", i), Count: 1}
+		switch i {
+		case 17:
+			a.Severity = 7
+		case 23:
+			stricter = a.ID
+		default:
+			want[a.ID] = true
+		}
+		b, _ := json.Marshal(a)
+		recs = append(recs, b)
+		if i == 29 {
+			recs = append(recs, []byte("not an alert"))
+		}
+	}
+	if err := q.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	proxyURL := cl.stricterProxy(t, stricter)
+	logs := &logRecorder{}
+	_, stop := runCloud(t, agent.CloudConfig{BaseURL: proxyURL, Credential: cl.cred, CAFile: cl.caFile, Queue: q, Store: store,
+		HeartbeatEvery: time.Hour, PollEvery: time.Hour, MaxBackoff: 20 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
+	eventually(t, "queue and gaps sent", func() bool { return q.Depth() == 0 && len(q.Gaps()) == 0 })
+	stop()
+
+	seen := map[string]int{}
+	var dropped uint64
+	for _, r := range cl.topic(t, events.TopicAlerts) {
+		typ, p := decode(t, r)
+		switch typ {
+		case events.TypeAlertsDropped:
+			dropped += p.(*events.AlertsDropped).Dropped
+		case events.TypeAlertDetected:
+			seen[p.(*events.Alert).ID]++
+		}
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("valid alert %s arrived %d times", id, seen[id])
+		}
+	}
+	if len(seen) != len(want) || dropped != 3 {
+		t.Fatalf("cloud got %d distinct alerts and gaps of %d; want the %d valid ones and gaps of 3", len(seen), dropped, len(want))
+	}
+	if got := logs.attr("agent: gateway refused an alert for good", "alert"); len(got) != 1 || got[0] != stricter {
+		t.Errorf("refusals logged for %v, want [%s]", got, stricter)
+	}
+	if n := len(logs.attr("agent: invalid queued alert dropped", "alert")) + logs.count("agent: unreadable queued alert dropped", nil); n != 2 {
+		t.Errorf("%d local refusals logged, want 2", n)
+	}
+}
+
+// stricterProxy is an HTTPS proxy in front of the gateway that answers 400
+// to any alert batch holding the alert id, as a gateway with stricter
+// rules than the appliance's would, and forwards everything else.
+func (c *cloud) stricterProxy(t *testing.T, id string) string {
+	t.Helper()
+	target, _ := url.Parse(c.url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = c.client.Transport
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		plain := body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err == nil {
+				plain, _ = io.ReadAll(zr)
+			}
+		}
+		if strings.HasSuffix(r.URL.Path, "/alerts") && bytes.Contains(plain, []byte(id)) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"alert %s: refused by a stricter rule","field":"alerts"}`, id)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rp.ServeHTTP(w, r)
+	}))
+	tlsCfg, err := tlsca.ServerTLS(c.tlsFile[0], c.tlsFile[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = tlsCfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

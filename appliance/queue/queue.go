@@ -54,7 +54,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Gap is a count of records dropped unsent because the queue was full.
+// Gap is a count of records dropped unsent: the queue was full, or the
+// gateway refused them for good (AckRefused).
 type Gap struct {
 	ID        string    `json:"id"` // a KSUID, so a resent gap is counted once
 	Dropped   uint64    `json:"dropped"`
@@ -426,14 +427,24 @@ func (q *Queue) Peek(max int, maxBytes int) ([][]byte, Cursor, error) {
 // Ack records that everything before c was delivered (fsynced), and
 // removes segments read to the end. A cursor from before a drop is
 // ignored where it points into a dropped segment.
-func (q *Queue) Ack(c Cursor) error {
+func (q *Queue) Ack(c Cursor) error { return q.AckRefused(c, 0) }
+
+// AckRefused is Ack for a batch of which refused records will never be
+// delivered (the gateway refuses them for good, or they are unreadable):
+// they are counted in a new gap in the same fsynced state, so a crash
+// neither loses the count nor counts them twice.
+func (q *Queue) AckRefused(c Cursor, refused uint64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if c.seg < q.st.Seg || (c.seg == q.st.Seg && c.idx <= q.st.Idx) {
-		return nil // the segment was dropped meanwhile, or nothing new
+		return nil // the segment was dropped meanwhile (its gap counts them), or nothing new
 	}
 	next := q.st
 	next.Seg, next.Off, next.Idx = c.seg, c.off, c.idx
+	if refused > 0 {
+		next.Gaps = append(append([]Gap(nil), q.st.Gaps...), Gap{
+			ID: ksuid.New().String(), Dropped: refused, DroppedAt: q.cfg.Now().UTC()})
+	}
 	if err := q.saveState(next); err != nil {
 		return err
 	}

@@ -161,3 +161,41 @@ func TestDropsSignalled(t *testing.T) {
 		t.Fatalf("drop of 10 unsent: gaps %v", q.Gaps())
 	}
 }
+
+// AckRefused moves past a batch and records its refused records as a gap
+// in one fsynced state: after a restart the batch is gone, the gap is
+// there once, and the next batch follows.
+func TestAckRefusedRecordsAGapAtomically(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Append(recs(0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	_, cur, err := q.Peek(6, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AckRefused(cur, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AckRefused(cur, 2); err != nil { // the same cursor again: nothing new
+		t.Fatal(err)
+	}
+	q.Close()
+	q, err = Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	gaps := q.Gaps()
+	if len(gaps) != 1 || gaps[0].Dropped != 2 || gaps[0].ID == "" {
+		t.Fatalf("gaps after restart %+v, want one of 2", gaps)
+	}
+	got, _, _ := q.Peek(100, 1<<20)
+	if q.Depth() != 4 || len(got) != 4 || string(got[0]) != `{"n":000006}` {
+		t.Fatalf("depth %d, next %q", q.Depth(), got)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -78,4 +80,98 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// ErrFenced means another process started with the same transactional ID:
+// it is now the only writer, and this producer can write nothing more.
+var ErrFenced = errors.New("fenced: another process took over this writer")
+
+// TxProducer writes each Publish in a Kafka transaction under a fixed
+// transactional ID, which makes its process the single writer of what it
+// owns: a second process starting with the same ID fences the first
+// (Kafka's zombie fencing), whose next Publish fails with ErrFenced and
+// writes nothing. Readers must read committed records only (Tail and
+// Consumer do).
+type TxProducer struct {
+	mu  sync.Mutex // one transaction at a time
+	cl  *kgo.Client
+	cfg Config
+}
+
+// NewTxProducer connects a transactional producer. Call Claim before
+// reading the state it will write on.
+func NewTxProducer(cfg Config, transactionalID string, extra ...kgo.Opt) (*TxProducer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if transactionalID == "" {
+		return nil, errors.New("kafka transactional producer: empty transactional ID")
+	}
+	opts := append(cfg.ClientOpts(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.TransactionalID(transactionalID),
+		kgo.TransactionTimeout(time.Minute),
+	)
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka transactional producer: %w", err)
+	}
+	return &TxProducer{cl: cl, cfg: cfg}, nil
+}
+
+// Claim registers the transactional ID with the broker, fencing any other
+// process that held it and ending (committing or aborting) its open
+// transaction. What was written before Claim returns is final, so state
+// read after it is complete.
+func (p *TxProducer) Claim(ctx context.Context) error {
+	if _, _, err := p.cl.ProducerID(ctx); err != nil {
+		return fenced(fmt.Errorf("claim transactional ID: %w", err))
+	}
+	return nil
+}
+
+// Publish writes the envelopes in one transaction: all of them are
+// committed, or none is visible to readers.
+func (p *TxProducer) Publish(ctx context.Context, envs ...events.Envelope) error {
+	recs := make([]*kgo.Record, 0, len(envs))
+	for _, e := range envs {
+		base, ok := events.TopicOf(e.Type)
+		if !ok {
+			return fmt.Errorf("publish %s: %w %q", e.ID, events.ErrUnknownType, e.Type)
+		}
+		recs = append(recs, ToRecord(p.cfg.Topic(base), e))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.cl.BeginTransaction(); err != nil {
+		return fenced(fmt.Errorf("begin transaction: %w", err))
+	}
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		// Aborting needs a context of its own: ctx may be why we stopped.
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.cl.AbortBufferedRecords(actx)
+		if aerr := p.cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+			return fenced(fmt.Errorf("produce: %w (abort: %v)", err, aerr))
+		}
+		return fenced(fmt.Errorf("produce: %w", err))
+	}
+	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fenced(fmt.Errorf("commit transaction: %w", err))
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (p *TxProducer) Close() { p.cl.Close() }
+
+// fenced adds ErrFenced to errors that say another producer took the
+// transactional ID over.
+func fenced(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	return err
 }

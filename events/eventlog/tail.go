@@ -40,6 +40,10 @@ func NewTail(kcfg Config, topics []string, logger *slog.Logger, extra ...kgo.Opt
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers arrive as records, so the tail's position
+		// passes them and WaitCaughtUp can reach the end of a topic
+		// written in transactions; Run never hands them to apply.
+		kgo.KeepControlRecords(),
 	)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
@@ -62,6 +66,9 @@ func (t *Tail) Run(ctx context.Context, apply func(*kgo.Record, events.Envelope)
 			t.log.Warn("tail fetch failed", "topic", topic, "partition", p, "err", err)
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Attrs.IsControl() {
+				return
+			}
 			e, err := FromRecord(r)
 			if err != nil {
 				t.log.Warn("skipping record", "err", err)
@@ -87,22 +94,17 @@ func (t *Tail) Run(ctx context.Context, apply func(*kgo.Record, events.Envelope)
 	}
 }
 
-// WaitCaughtUp returns once everything written to the topics before the
+// WaitCaughtUp returns once everything committed to the topics before the
 // call has been applied: read-your-writes for state rebuilt from the log.
-//
-// Positions are counted from data records, so a partition whose last
-// entry is a transaction marker looks one behind until the next record
-// arrives; WaitCaughtUp then waits for its ctx. The topics tailed today
-// (devices, accounts, the projected topics) are written without
-// transactions. A tail over transactional topics needs the fetch position
-// itself, which franz-go does not expose.
+// It waits for the last stable offsets, so a transaction still open is
+// waited for until it ends; positions count transaction markers too.
 func (t *Tail) WaitCaughtUp(ctx context.Context) error {
-	ends, err := t.adm.ListEndOffsets(ctx, t.topics...)
+	ends, err := t.adm.ListCommittedOffsets(ctx, t.topics...)
 	if err != nil {
-		return fmt.Errorf("list end offsets: %w", err)
+		return fmt.Errorf("list last stable offsets: %w", err)
 	}
 	if err := ends.Error(); err != nil {
-		return fmt.Errorf("list end offsets: %w", err)
+		return fmt.Errorf("list last stable offsets: %w", err)
 	}
 	for {
 		t.mu.Lock()

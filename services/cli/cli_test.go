@@ -126,6 +126,23 @@ func TestRunThenOperatorCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &cred); err != nil || cred.Credential == "" || cred.CustomerID != cust.CustomerID || cred.Ingest != ep.Ingest {
 		t.Fatalf("device register printed %q (%v)", out, err)
 	}
+	// Registering the appliance again (the operator retries after a
+	// timeout), another serial with its MAC, or a customer nobody
+	// registered: refused, saying why, and nothing written (the status
+	// page below still counts one device).
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--customer", cust.CustomerID, "--serial", "UTM-1", "--mac", "00:11:22:33:44:66"}, "serial UTM-1 is already registered as device " + cred.DeviceID},
+		{[]string{"--customer", cust.CustomerID, "--serial", "UTM-2", "--mac", "00:11:22:33:44:55"}, "MAC 00:11:22:33:44:55 is already registered as device " + cred.DeviceID},
+		{[]string{"--customer", "cu_nobody", "--serial", "UTM-3", "--mac", "00:11:22:33:44:77"}, "customer cu_nobody is not registered"},
+	} {
+		out, err := mimamori(t, ctx, env, append(append([]string{"device", "register"}, c.args...), "--manufactured", "2026-04-01")...)
+		if err == nil || !strings.Contains(err.Error()+out, c.want) || !strings.Contains(err.Error()+out, "nothing was registered") {
+			t.Errorf("device register %v: %v\n%s\nwant an error saying %q", c.args, err, out, c.want)
+		}
+	}
 
 	up, err := uplink.New(uplink.Config{BaseURL: cred.Ingest, Credential: cred.Credential, CAFile: cred.CAFile, Gzip: true})
 	if err != nil {

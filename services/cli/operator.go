@@ -99,8 +99,11 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 		}
 		return e.printJSON(map[string]string{"device_id": *device, "credential_id": registry.CredentialID(*cred), "status": "revoked"})
 	}
-	reg, err := registry.RegisterDevice(ctx, p, registry.DeviceSpec{Serial: *serial, MAC: *mac, Model: *model,
-		ManufacturedOn: *made, CustomerID: *customer}, time.Now())
+	spec := registry.DeviceSpec{Serial: *serial, MAC: *mac, Model: *model, ManufacturedOn: *made, CustomerID: *customer}
+	if err := e.checkNewDevice(ctx, spec); err != nil {
+		return err
+	}
+	reg, err := registry.RegisterDevice(ctx, p, spec, time.Now())
 	if err != nil {
 		return err
 	}
@@ -109,6 +112,35 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 		out.Ingest, out.CAFile = ep.Ingest, ep.IngestCAFile
 	}
 	return e.printJSON(out)
+}
+
+// checkNewDevice reads the registry from the log and refuses a device
+// whose customer is unknown or whose serial or MAC is registered already,
+// so that running the command again (after a timeout, say) does not give
+// one appliance two devices and two credentials. Registrations are made by
+// operators one at a time; two run at the same instant are not caught.
+func (e *env) checkNewDevice(ctx context.Context, spec registry.DeviceSpec) error {
+	kcfg, err := platform.KafkaFor(e.cfg)
+	if err != nil {
+		return err
+	}
+	live, err := registry.NewLive(kcfg, e.log)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- live.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := live.WaitCaughtUp(wctx); err != nil {
+		return fmt.Errorf("device register: read the registry: %w", err)
+	}
+	if err := live.State().CheckNewDevice(spec); err != nil {
+		return fmt.Errorf("device register: %w; nothing was registered", err)
+	}
+	return nil
 }
 
 // cmdDeviceReboot asks an appliance to reboot: the request is

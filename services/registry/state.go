@@ -185,6 +185,33 @@ func (s *State) Customer(id string) (Customer, bool) {
 	return c, ok
 }
 
+// ErrConflict is a registration that would duplicate what exists.
+var ErrConflict = errors.New("conflict")
+
+// CheckNewDevice says why spec cannot be registered: its customer is not
+// registered, or its serial number or MAC address already belongs to a
+// device (a second registration would issue a second working credential
+// for one appliance). Serials compare exactly, MACs case-insensitively.
+func (s *State) CheckNewDevice(spec DeviceSpec) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if spec.CustomerID != "" {
+		if _, ok := s.customers[spec.CustomerID]; !ok {
+			return fmt.Errorf("customer %s is not registered (mimamori customer register prints the ID)", spec.CustomerID)
+		}
+	}
+	mac := strings.ToLower(spec.MAC)
+	for _, d := range s.devices {
+		switch {
+		case d.Serial != "" && d.Serial == spec.Serial:
+			return fmt.Errorf("%w: serial %s is already registered as device %s", ErrConflict, spec.Serial, d.ID)
+		case d.MAC != "" && d.MAC == mac:
+			return fmt.Errorf("%w: MAC %s is already registered as device %s (serial %s)", ErrConflict, mac, d.ID, d.Serial)
+		}
+	}
+	return nil
+}
+
 // CredentialRevoked reports whether a credential exists and is revoked.
 func (s *State) CredentialRevoked(credentialID string) (revoked, known bool) {
 	s.mu.RLock()

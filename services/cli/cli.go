@@ -42,7 +42,7 @@ func commands() []command {
 		{"replay", "replay [--keep]", "rebuild every projection from offset 0 into a fresh database and compare it with the live one", cmdReplay},
 		{"config", "config", "print the effective configuration (secrets masked)", cmdConfig},
 		{"customer", "customer register --name N --email E [--reseller R]", "register a customer (prints JSON)", cmdCustomer},
-		{"device", "device register --customer C --serial S --mac M --model X --manufactured YYYY-MM-DD | device revoke --device D --credential C | device reboot --device D [--reason R]", "register an appliance and print its credential as JSON, revoke a credential, or ask an appliance to reboot", cmdDevice},
+		{"device", "device register --customer C --serial S --mac M --model X --manufactured YYYY-MM-DD | device credential --device D | device revoke --device D --credential C | device reboot --device D [--reason R]", "register an appliance and print its credential as JSON, issue it another credential, revoke a credential, or ask an appliance to reboot", cmdDevice},
 		{"simulate", "simulate --devices N [--customer C] [--devices-file F]", "run N virtual appliances through the real uplink protocol", cmdSimulate},
 		{"defs", "defs keygen [--out NAME] | defs build --domains F --ips F --urls F --hashes F --key K --out BUNDLE [--version N] | defs inspect [--pub KEY] BUNDLE | defs publish --pub KEY BUNDLE", "make, sign, check and publish appliance definition bundles", cmdDefs},
 		{"agent", "agent (--read FILE… [--speed fast|recorded] | --interface IF) --zone lan=CIDR,… --defs-pub KEY [--defs BUNDLE] (--out FILE|- | --cloud URL --credential-file F --queue-dir DIR [--ca-file F])", "the appliance agent: inspect traffic, write alerts as JSON lines or send them to the cloud", cmdAgent},

@@ -199,6 +199,30 @@ func TestRunThenOperatorCommands(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A new credential for the device (its old one leaked): it works, the
+	// revoked one stays refused; an unknown device gets none.
+	out, err = mimamori(t, ctx, env, "device", "credential", "--device", cred.DeviceID)
+	var cred2 cli.DeviceCredentials
+	if err != nil || json.Unmarshal([]byte(out), &cred2) != nil || cred2.DeviceID != cred.DeviceID ||
+		cred2.CustomerID != cust.CustomerID || cred2.Credential == "" || cred2.Credential == cred.Credential {
+		t.Fatalf("device credential: %v\n%s", err, out)
+	}
+	up2, err := uplink.New(uplink.Config{BaseURL: cred2.Ingest, Credential: cred2.Credential, CAFile: cred2.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up2.Close()
+	if _, err := up2.SendAlerts(ctx, alerts[:1]); err != nil {
+		t.Errorf("the new credential: %v", err)
+	}
+	var perm *uplink.PermanentError
+	if _, err := up.SendAlerts(ctx, alerts[:1]); !errors.As(err, &perm) || perm.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the revoked credential after a new one was issued: %v", err)
+	}
+	if out, err := mimamori(t, ctx, env, "device", "credential", "--device", "dv_nobody"); err == nil ||
+		!strings.Contains(err.Error(), "device dv_nobody is not registered") {
+		t.Errorf("device credential for an unknown device: %v\n%s", err, out)
+	}
 
 	stop()
 	select {

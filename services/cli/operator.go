@@ -66,9 +66,12 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "reboot" {
 		return cmdDeviceReboot(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "credential" {
+		return cmdDeviceCredential(ctx, e, args[1:])
+	}
 	if len(args) == 0 || (args[0] != "register" && args[0] != "revoke") {
 		e.flags.Usage()
-		return usageError{"device: want `device register`, `device revoke` or `device reboot`"}
+		return usageError{"device: want `device register`, `device credential`, `device revoke` or `device reboot`"}
 	}
 	sub := args[0]
 	customer := e.flags.String("customer", "", "customer the appliance serves (register)")
@@ -114,19 +117,31 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 	return e.printJSON(out)
 }
 
-// checkNewDevice reads the registry from the log and refuses a device
-// whose customer is unknown or whose serial or MAC is registered already,
-// so that running the command again (after a timeout, say) does not give
-// one appliance two devices and two credentials. Registrations are made by
-// operators one at a time; two run at the same instant are not caught.
+// checkNewDevice refuses a device whose customer is unknown or whose
+// serial or MAC is registered already, so that running the command again
+// (after a timeout, say) does not give one appliance two devices and two
+// credentials. Registrations are made by operators one at a time; two run
+// at the same instant are not caught.
 func (e *env) checkNewDevice(ctx context.Context, spec registry.DeviceSpec) error {
+	st, err := e.registryState(ctx)
+	if err != nil {
+		return fmt.Errorf("device register: read the registry: %w", err)
+	}
+	if err := st.CheckNewDevice(spec); err != nil {
+		return fmt.Errorf("device register: %w; nothing was registered", err)
+	}
+	return nil
+}
+
+// registryState reads the device registry from the log, up to now.
+func (e *env) registryState(ctx context.Context) (*registry.State, error) {
 	kcfg, err := platform.KafkaFor(e.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	live, err := registry.NewLive(kcfg, e.log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -135,12 +150,43 @@ func (e *env) checkNewDevice(ctx context.Context, spec registry.DeviceSpec) erro
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
 	if err := live.WaitCaughtUp(wctx); err != nil {
-		return fmt.Errorf("device register: read the registry: %w", err)
+		return nil, err
 	}
-	if err := live.State().CheckNewDevice(spec); err != nil {
-		return fmt.Errorf("device register: %w; nothing was registered", err)
+	return live.State(), nil
+}
+
+// cmdDeviceCredential issues another credential for a registered device
+// and prints it once, like `device register`.
+func cmdDeviceCredential(ctx context.Context, e *env, args []string) error {
+	device := e.flags.String("device", "", "device ID dv_… (required)")
+	if _, err := e.parse(args); err != nil {
+		return err
 	}
-	return nil
+	if *device == "" {
+		return usageError{"device credential: --device is required"}
+	}
+	st, err := e.registryState(ctx)
+	if err != nil {
+		return fmt.Errorf("device credential: read the registry: %w", err)
+	}
+	d, ok := st.Device(*device)
+	if !ok {
+		return fmt.Errorf("device credential: device %s is not registered; nothing was issued", *device)
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	token, err := registry.IssueCredential(ctx, p, d.ID, time.Now())
+	if err != nil {
+		return err
+	}
+	out := DeviceCredentials{DeviceID: d.ID, CustomerID: d.CustomerID, Credential: token}
+	if ep, err := platform.ReadEndpoints(e.cfg.DataDir); err == nil {
+		out.Ingest, out.CAFile = ep.Ingest, ep.IngestCAFile
+	}
+	return e.printJSON(out)
 }
 
 // cmdDeviceReboot asks an appliance to reboot (R-16): the request is

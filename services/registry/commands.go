@@ -96,6 +96,25 @@ func AssignDevice(ctx context.Context, pub Publisher, deviceID, customerID strin
 	return nil
 }
 
+// IssueCredential issues another credential for a registered device, for
+// a replacement appliance or one whose credential leaked (revoke the old
+// one with RevokeCredential once the new one is installed). The token is
+// returned this once; only its hash is recorded.
+func IssueCredential(ctx context.Context, pub Publisher, deviceID string, now time.Time) (token string, err error) {
+	if !strings.HasPrefix(deviceID, DevicePrefix) {
+		return "", fmt.Errorf("issue credential: device ID %q does not start with %s", deviceID, DevicePrefix)
+	}
+	token, issued := NewCredential(deviceID, now)
+	envs, err := envelopes(now, &issued)
+	if err != nil {
+		return "", fmt.Errorf("issue credential: %w", err)
+	}
+	if err := pub.Publish(ctx, envs...); err != nil {
+		return "", fmt.Errorf("issue credential: %w", err)
+	}
+	return token, nil
+}
+
 // RevokeCredential revokes a device credential for good.
 func RevokeCredential(ctx context.Context, pub Publisher, deviceID, credentialID, reason string, now time.Time) error {
 	if deviceID == "" || credentialID == "" {

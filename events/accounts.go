@@ -21,6 +21,10 @@ const (
 	TypeAccountLoggedOut              = "mimamori.account.logged_out.v1"
 )
 
+// StepReauthentication is the login step of a logged-in user who enters
+// the password again.
+const StepReauthentication = "reauthentication"
+
 // Account roles.
 const (
 	RoleCustomerAdmin = "customer_admin"
@@ -136,7 +140,9 @@ func (a *AccountRequested) Validate() error {
 
 // AccountPasswordChanged records a new password (its argon2id hash) and,
 // on the first login, the user ID the customer chose. Reason is
-// "first_login" or "reset"; a reset names the hash of the token it used.
+// "first_login", "reset" (a reset names the hash of the token it used) or
+// "change" (a logged-in user who entered the current password again). Every
+// session the account had before it ends.
 type AccountPasswordChanged struct {
 	CustomerID     string    `json:"customer_id"`
 	AccountID      string    `json:"account_id"`
@@ -157,7 +163,7 @@ func (a *AccountPasswordChanged) Validate() error {
 	v.max("login_id", a.LoginID, maxShort)
 	v.required("password_hash", a.PasswordHash)
 	v.max("password_hash", a.PasswordHash, maxShort)
-	v.oneOf("reason", a.Reason, "first_login", "reset")
+	v.oneOf("reason", a.Reason, "first_login", "reset", "change")
 	if a.Reason == "reset" {
 		v.required("reset_token_hash", a.ResetTokenHash)
 	}
@@ -167,9 +173,11 @@ func (a *AccountPasswordChanged) Validate() error {
 }
 
 // AccountLoginSucceeded records a passed login step: "password" (the
-// first step) or "second_factor". TOTPStep is the RFC 6238 time step of an
-// accepted TOTP code, so that no code is accepted twice, even after a
-// restart; RecoveryCodeHash names a recovery code that is now spent.
+// first step), "second_factor", or "reauthentication" (a logged-in user
+// entered the password again before a sensitive change, such as enrolling
+// a second factor from the settings). TOTPStep is the RFC 6238 time step
+// of an accepted TOTP code, so that no code is accepted twice, even after
+// a restart; RecoveryCodeHash names a recovery code that is now spent.
 type AccountLoginSucceeded struct {
 	CustomerID       string    `json:"customer_id"`
 	AccountID        string    `json:"account_id"`
@@ -188,15 +196,16 @@ func (a *AccountLoginSucceeded) Validate() error {
 	var v validator
 	v.account(a.CustomerID, a.AccountID)
 	v.ip("source_ip", a.SourceIP, false)
-	v.oneOf("step", a.Step, "password", "second_factor")
+	v.oneOf("step", a.Step, "password", "second_factor", StepReauthentication)
 	v.oneOf("method", a.Method, "password", "temporary_password", FactorTOTP, FactorSMS, "recovery_code")
 	v.max("recovery_code_hash", a.RecoveryCodeHash, maxShort)
 	v.time("succeeded_at", a.SucceededAt)
 	return v.err()
 }
 
-// AccountLoginFailed records a failed login step of a known account.
-// Failures is the count of consecutive failures including this one.
+// AccountLoginFailed records a failed login step of a known account (the
+// steps of AccountLoginSucceeded). Failures is the count of consecutive
+// failures including this one.
 type AccountLoginFailed struct {
 	CustomerID string    `json:"customer_id"`
 	AccountID  string    `json:"account_id"`
@@ -214,7 +223,7 @@ func (a *AccountLoginFailed) Validate() error {
 	var v validator
 	v.account(a.CustomerID, a.AccountID)
 	v.ip("source_ip", a.SourceIP, false)
-	v.oneOf("step", a.Step, "password", "second_factor")
+	v.oneOf("step", a.Step, "password", "second_factor", StepReauthentication)
 	v.required("reason", a.Reason)
 	v.max("reason", a.Reason, maxShort)
 	if a.Failures < 1 {

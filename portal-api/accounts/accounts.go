@@ -41,6 +41,9 @@ var (
 	ErrWrongStage         = errors.New("not allowed at this step of the login")
 	ErrPhoneInvalid       = errors.New("phone number must be in international form, like +819012345678")
 	ErrInvalidToken       = errors.New("invalid or expired reset link")
+	ErrWrongPassword      = errors.New("the current password is not correct")
+	ErrPasswordSame       = errors.New("the new password is the current one")
+	ErrSecondFactorSet    = errors.New("2-step verification is already set up")
 )
 
 // Stages of a login. Only StageActive grants access to the portal.
@@ -346,17 +349,35 @@ func (s *Service) pendingRequest(id string) (events.AccountRequested, bool) {
 }
 
 // Principal is who a login step authenticated, and how far.
+// PasswordVersion is the account's Account.PasswordVersion when that step
+// passed: a session whose principal holds an older one ended with the
+// password change (Current).
 type Principal struct {
-	AccountID  string `json:"account_id"`
-	CustomerID string `json:"customer_id"`
-	LoginID    string `json:"login_id"`
-	Role       string `json:"role"`
-	Stage      string `json:"stage"`
-	Factor     string `json:"second_factor"`
+	AccountID       string `json:"account_id"`
+	CustomerID      string `json:"customer_id"`
+	LoginID         string `json:"login_id"`
+	Role            string `json:"role"`
+	Stage           string `json:"stage"`
+	Factor          string `json:"second_factor"`
+	PasswordVersion int    `json:"-"`
 }
 
 func principal(a Account, stage string) Principal {
-	return Principal{AccountID: a.ID, CustomerID: a.CustomerID, LoginID: a.LoginID, Role: a.Role, Stage: stage, Factor: a.Factor}
+	return Principal{AccountID: a.ID, CustomerID: a.CustomerID, LoginID: a.LoginID, Role: a.Role, Stage: stage, Factor: a.Factor,
+		PasswordVersion: a.PasswordVersion}
+}
+
+// Current returns p with the account's user ID and second factor as they
+// are now, and false when p no longer stands: its password was changed
+// since (a reset, or a change from another session), so every session
+// holding p has ended.
+func (s *Service) Current(p Principal) (Principal, bool) {
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.PasswordVersion != p.PasswordVersion {
+		return p, false
+	}
+	p.LoginID, p.Factor = a.LoginID, a.Factor
+	return p, true
 }
 
 func stageAfterPassword(a Account) string {
@@ -371,17 +392,27 @@ func stageAfterPassword(a Account) string {
 	return StageSecondFactor
 }
 
+// throttle checks the delays of a login ID and a source address; fail
+// counts a failure against both.
+func (s *Service) throttle(loginID, ip string) (idKey string, fail func(), err error) {
+	now := s.cfg.Now()
+	idKey, ipKey := "id:"+strings.ToLower(loginID), "ip:"+ip
+	if !s.ipLim.allowed(ipKey, now) || !s.idLim.allowed(idKey, now) {
+		return idKey, nil, ErrThrottled
+	}
+	return idKey, func() {
+		s.idLim.fail(idKey, now)
+		s.ipLim.fail(ipKey, now)
+	}, nil
+}
+
 // Login checks a user ID and password from a source address. An unknown
 // user costs the same argon2 work as a known one.
 func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Principal, error) {
 	now := s.cfg.Now()
-	idKey, ipKey := "id:"+strings.ToLower(loginID), "ip:"+ip
-	if !s.ipLim.allowed(ipKey, now) || !s.idLim.allowed(idKey, now) {
-		return Principal{}, ErrThrottled
-	}
-	fail := func() {
-		s.idLim.fail(idKey, now)
-		s.ipLim.fail(ipKey, now)
+	idKey, fail, err := s.throttle(loginID, ip)
+	if err != nil {
+		return Principal{}, err
 	}
 	found, ok := s.state.ByLogin(loginID)
 	if !ok {
@@ -433,10 +464,88 @@ func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string
 	if err := s.publish(ctx, ps...); err != nil {
 		return err
 	}
-	if step == "second_factor" {
+	switch step {
+	case "second_factor":
 		return ErrInvalidCode
+	case events.StepReauthentication:
+		return ErrWrongPassword
 	}
 	return ErrInvalidCredentials
+}
+
+// reauthenticate checks the password a logged-in user entered again before
+// a sensitive change. It is throttled and counted towards the lock exactly
+// like a login, so that a stolen session is no way to guess the password.
+// The caller holds the customer's owner lock.
+func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip string) error {
+	idKey, fail, err := s.throttle(a.LoginID, ip)
+	if err != nil {
+		return err
+	}
+	good := verifyPassword(a.PasswordHash, password)
+	if a.Locked {
+		fail()
+		return ErrWrongPassword
+	}
+	if !good {
+		fail()
+		return s.failed(ctx, a, ip, events.StepReauthentication, "wrong_password")
+	}
+	s.idLim.reset(idKey)
+	return nil
+}
+
+// activeAccount is the account of a logged-in principal, if it still may
+// act: past its first change and not locked.
+func (s *Service) activeAccount(p Principal) (Account, error) {
+	a, ok := s.state.Account(p.AccountID)
+	if !ok || a.Temporary || a.CustomerID != p.CustomerID {
+		return a, ErrWrongStage
+	}
+	return a, nil
+}
+
+// Reauthenticate checks the password of a logged-in user again before a
+// second factor is enrolled from the settings, and records the passed
+// step; the portal then admits the enrolment for a few minutes.
+func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, ip string) error {
+	defer s.owner(p.CustomerID)()
+	a, err := s.activeAccount(p)
+	if err != nil {
+		return err
+	}
+	if err := s.reauthenticate(ctx, a, password, ip); err != nil {
+		return err
+	}
+	return s.publish(ctx, &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+		Step: events.StepReauthentication, Method: "password", SucceededAt: s.cfg.Now().UTC()})
+}
+
+// ChangePassword sets a new password for a logged-in user who entered the
+// current one again. The new one follows the rules of every password and
+// must differ from the current one. It returns the principal that stands
+// after the change: sessions holding the old one have ended.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, password, ip string) (Principal, error) {
+	defer s.owner(p.CustomerID)()
+	a, err := s.activeAccount(p)
+	if err != nil {
+		return p, err
+	}
+	if err := s.checkPassword(password, a.LoginID); err != nil {
+		return p, err
+	}
+	if err := s.reauthenticate(ctx, a, current, ip); err != nil {
+		return p, err
+	}
+	if verifyPassword(a.PasswordHash, password) {
+		return p, ErrPasswordSame
+	}
+	if err := s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+		PasswordHash: hashPassword(password), Reason: "change", ChangedAt: s.cfg.Now().UTC()}); err != nil {
+		return p, err
+	}
+	a, _ = s.state.Account(a.ID)
+	return principal(a, p.Stage), nil
 }
 
 var loginIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{4,64}$`)
@@ -495,27 +604,30 @@ func (s *Service) RequestReset(ctx context.Context, loginID string) error {
 		TokenHash: sha256Hex(token), ExpiresAt: exp, RequestedAt: now.UTC()}); err != nil {
 		return err
 	}
-	subject, body := resetMail(a.LoginID, s.cfg.PortalURL+"/reset?token="+token, exp)
+	// The token travels in the fragment, which browsers never send: it stays
+	// out of the access logs of every proxy between the customer and us.
+	subject, body := resetMail(a.LoginID, s.cfg.PortalURL+"/reset#token="+token, exp)
 	return s.mail.Send(ctx, c.email, "reset-"+ksuid.New().String(), subject, body, now)
 }
 
-// ConfirmReset sets a new password with a reset token, once.
-func (s *Service) ConfirmReset(ctx context.Context, token, password string) error {
+// ConfirmReset sets a new password with a reset token, once, and returns
+// the account's ID: every session of that account has ended.
+func (s *Service) ConfirmReset(ctx context.Context, token, password string) (string, error) {
 	h := sha256Hex(token)
 	r, ok := s.state.reset(h)
 	if !ok {
-		return ErrInvalidToken
+		return "", ErrInvalidToken
 	}
 	defer s.owner(r.customerID)()
 	r, ok = s.state.reset(h)
 	if !ok || s.cfg.Now().After(r.expires) {
-		return ErrInvalidToken
+		return "", ErrInvalidToken
 	}
 	a, _ := s.state.Account(r.accountID)
 	if err := s.checkPassword(password, a.LoginID); err != nil {
-		return err
+		return "", err
 	}
-	return s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+	return a.ID, s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
 		PasswordHash: hashPassword(password), Reason: "reset", ResetTokenHash: h, ChangedAt: s.cfg.Now().UTC()})
 }
 

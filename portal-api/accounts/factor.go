@@ -34,8 +34,25 @@ type TOTPEnrolment struct {
 	QRPNG  string `json:"qr_png"` // base64 PNG of URL
 }
 
+// enrolable is the account of p if it may enrol a second factor: past its
+// first change, not locked, and without one yet (at the first choice, or
+// later after declining it). Replacing a factor is not offered.
+func (s *Service) enrolable(p Principal) (Account, error) {
+	a, err := s.activeAccount(p)
+	switch {
+	case err != nil || a.Locked:
+		return a, ErrWrongStage
+	case a.Factor == events.FactorTOTP || a.Factor == events.FactorSMS:
+		return a, ErrSecondFactorSet
+	}
+	return a, nil
+}
+
 // BeginTOTP makes a new TOTP secret for an account.
 func (s *Service) BeginTOTP(p Principal) (TOTPEnrolment, error) {
+	if _, err := s.enrolable(p); err != nil {
+		return TOTPEnrolment{}, err
+	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.Issuer, AccountName: p.LoginID, Period: totpPeriod})
 	if err != nil {
 		return TOTPEnrolment{}, err
@@ -68,9 +85,9 @@ func totpStep(secret, code string, now time.Time, last int64) int64 {
 // recovery codes (shown once).
 func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string) ([]string, error) {
 	defer s.owner(p.CustomerID)()
-	a, ok := s.state.Account(p.AccountID)
-	if !ok || a.Temporary || a.Locked {
-		return nil, ErrWrongStage
+	a, err := s.enrolable(p)
+	if err != nil {
+		return nil, err
 	}
 	step := totpStep(secret, strings.TrimSpace(code), s.cfg.Now(), a.LastTOTPStep)
 	if step == 0 {
@@ -78,7 +95,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	err := s.publish(ctx,
+	err = s.publish(ctx,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorTOTP,
 			TOTPSecretSealed: s.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",
@@ -97,9 +114,9 @@ func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string) error
 	if !phonePattern.MatchString(phone) {
 		return ErrPhoneInvalid
 	}
-	a, ok := s.state.Account(p.AccountID)
-	if !ok || a.Temporary || a.Locked {
-		return ErrWrongStage
+	a, err := s.enrolable(p)
+	if err != nil {
+		return err
 	}
 	return s.sendCode(ctx, a.ID, "enrol", phone)
 }
@@ -161,9 +178,9 @@ func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
 // ConfirmSMS enrols the phone number the code was sent to.
 func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string) ([]string, error) {
 	defer s.owner(p.CustomerID)()
-	a, ok := s.state.Account(p.AccountID)
-	if !ok || a.Temporary || a.Locked {
-		return nil, ErrWrongStage
+	a, err := s.enrolable(p)
+	if err != nil {
+		return nil, err
 	}
 	phone, ok := s.takeCode(a.ID, "enrol", code)
 	if !ok {
@@ -171,7 +188,7 @@ func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string) ([]s
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	err := s.publish(ctx,
+	err = s.publish(ctx,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorSMS,
 			PhoneSealed: s.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",

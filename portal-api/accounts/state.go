@@ -15,6 +15,7 @@ import (
 type Account struct {
 	ID, CustomerID, LoginID, Role string
 	PasswordHash                  string
+	PasswordVersion               int  // password changes so far: sessions of an older one have ended
 	Temporary                     bool // still on the temporary ID and password
 	TempExpires                   time.Time
 	TempUsed                      bool
@@ -108,8 +109,13 @@ func (s *State) Apply(e events.Envelope) error {
 		a.LoginID = v.LoginID
 		s.byLogin[strings.ToLower(v.LoginID)] = a.ID
 		a.PasswordHash, a.Temporary = v.PasswordHash, false
-		if v.ResetTokenHash != "" {
-			delete(s.resets, v.ResetTokenHash)
+		a.PasswordVersion++
+		// A new password voids every reset link mailed before it, not only
+		// the one a reset used.
+		for h, r := range s.resets {
+			if r.accountID == a.ID {
+				delete(s.resets, h)
+			}
 		}
 	case *events.AccountLoginSucceeded:
 		if v.Method == "temporary_password" {

@@ -135,6 +135,7 @@ func (e *env) register(email string) (customerID, loginID, password string) {
 }
 
 // client keeps the session cookie by hand, so tests see every rotation.
+// Every answer it gets is checked against the OpenAPI document.
 type client struct {
 	e      *env
 	cookie string
@@ -178,6 +179,7 @@ func (c *client) do(method, path string, body any, hdr ...string) reply {
 	}
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
+	c.e.validate(req, resp, buf.Bytes())
 	r := reply{status: resp.StatusCode, raw: buf.String()}
 	_ = json.Unmarshal(buf.Bytes(), &r.body)
 	return r
@@ -476,4 +478,264 @@ func TestPasswordResetByMail(t *testing.T) {
 	want(t, c.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token, "password": newPW + "x"}), 400, "invalid_token")
 	_, r := e.login("reset-user", newPW)
 	want(t, r, 200, "")
+}
+
+// resetLinks waits for n reset mails to to and returns their links, oldest
+// first.
+func (e *env) resetLinks(to string, n int) []string {
+	e.t.Helper()
+	var links []string
+	waitFor(e.t, func() bool {
+		links = nil
+		for _, m := range e.box.Messages() {
+			if len(m.To) == 1 && m.To[0] == to {
+				if l := regexp.MustCompile(`https://\S+/reset\S*`).FindString(m.Body); l != "" {
+					links = append(links, l)
+				}
+			}
+		}
+		return len(links) >= n
+	})
+	return links
+}
+
+// The reset link carries its token in the fragment, which no browser sends
+// to a server, so it never reaches the access log of a proxy.
+func TestResetLinkCarriesTheTokenInTheFragment(t *testing.T) {
+	e := newEnv(t)
+	e.activeClient("a@fragment.example", "fragment-user")
+	c := &client{e: e}
+	want(t, c.do("POST", "/api/v1/password-reset", map[string]string{"login_id": "fragment-user"}), 202, "")
+	link := e.resetLinks("a@fragment.example", 1)[0]
+	token, ok := strings.CutPrefix(link, "https://portal.example/reset#token=")
+	if !ok || strings.Contains(link, "?") || len(token) != 32 {
+		t.Fatalf("reset link %q, want https://portal.example/reset#token=<32 characters>", link)
+	}
+	want(t, c.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token, "password": "a passphrase from the fragment"}), 200, "")
+}
+
+// A reset ends every session of the account (R-31: whoever held the old
+// password is out), and voids every other reset link mailed before it.
+func TestPasswordResetEndsEverySession(t *testing.T) {
+	e := newEnv(t)
+	c1, pw := e.activeClient("a@reset-ends.example", "reset-ends")
+	want(t, c1.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	c2, r := e.login("reset-ends", pw)
+	want(t, r, 200, "")
+	old1, old2 := c1.cookie, c2.cookie
+	anon := &client{e: e}
+	for range 2 {
+		want(t, anon.do("POST", "/api/v1/password-reset", map[string]string{"login_id": "reset-ends"}), 202, "")
+	}
+	links := e.resetLinks("a@reset-ends.example", 2)
+	token := func(l string) string { return l[strings.Index(l, "token=")+len("token="):] }
+	newPW := "the passphrase after the reset"
+	want(t, anon.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token(links[1]), "password": newPW}), 200, "")
+	for _, ck := range []string{old1, old2} {
+		old := &client{e: e, cookie: ck}
+		want(t, old.do("GET", "/api/v1/me", nil), 401, "login_required")
+		want(t, old.do("GET", "/api/v1/me", nil), 401, "login_required") // and it stays ended
+	}
+	want(t, anon.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token(links[0]), "password": newPW + " 2"}), 400, "invalid_token")
+	_, r = e.login("reset-ends", pw)
+	want(t, r, 401, "invalid_credentials")
+	c3, r := e.login("reset-ends", newPW)
+	want(t, r, 200, "")
+	want(t, c3.do("GET", "/api/v1/me", nil), 200, "")
+}
+
+// A logged-in password change (the settings) asks for the current password
+// and applies the rules of every password; the session gets a new
+// identifier and every other session of the account ends. Wrong current
+// passwords count like failed logins.
+func TestPasswordChangeFromSettings(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@change.example", "change-user")
+	// Not before the first change is finished and a factor chosen.
+	want(t, c.do("POST", "/api/v1/account/password", map[string]string{"current_password": pw, "new_password": "a long new passphrase"}), 403, "wrong_stage")
+	want(t, c.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	other, r := e.login("change-user", pw)
+	want(t, r, 200, "")
+	change := func(cur, next string) reply {
+		return c.do("POST", "/api/v1/account/password", map[string]string{"current_password": cur, "new_password": next})
+	}
+	newPW := "the passphrase chosen in the settings"
+	for _, tc := range []struct {
+		cur, next string
+		status    int
+		code      string
+	}{
+		{pw, "short", 422, "password_too_short"},
+		{pw, "password1234", 422, "password_breached"},
+		{pw, pw, 422, "password_same"},
+		{"not my password at all", newPW, 403, "wrong_password"},
+	} {
+		want(t, change(tc.cur, tc.next), tc.status, tc.code)
+	}
+	acc, _ := e.svc.State().ByLogin("change-user")
+	if acc.Failures != 1 {
+		t.Fatalf("failures after one wrong current password: %d, want 1", acc.Failures)
+	}
+	before := c.cookie
+	r = change(pw, newPW)
+	want(t, r, 200, "")
+	if c.cookie == before || c.cookie == "" {
+		t.Fatal("session id not rotated after the password change")
+	}
+	if a := r.body["account"].(map[string]any); a["stage"] != accounts.StageActive || a["login_id"] != "change-user" {
+		t.Fatalf("change: %s", r.raw)
+	}
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+	want(t, (&client{e: e, cookie: before}).do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, other.do("GET", "/api/v1/me", nil), 401, "login_required")
+	_, r = e.login("change-user", pw)
+	want(t, r, 401, "invalid_credentials")
+	_, r = e.login("change-user", newPW)
+	want(t, r, 200, "")
+
+	// Guessing the current password from a session is throttled like logins.
+	for range 3 {
+		want(t, change("still not my password", "another long passphrase"), 403, "wrong_password")
+	}
+	want(t, change("still not my password", "another long passphrase"), 429, "throttled")
+
+	raw := e.topicBytes()
+	for _, s := range []string{`"reason":"change"`, `"step":"reauthentication"`} {
+		if !bytes.Contains(raw, []byte(s)) {
+			t.Errorf("no %s in the accounts topic", s)
+		}
+	}
+	if bytes.Contains(raw, []byte(newPW)) {
+		t.Error("the new password in clear in the accounts topic")
+	}
+}
+
+// An account that declined 2-step verification at the first login sets it
+// up later from the settings, after entering its password again; the
+// recovery codes come once, and later logins ask for the factor.
+func TestSecondFactorLaterFromSettings(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@later.example", "later-user")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 403, "wrong_stage")
+	want(t, c.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	other, r := e.login("later-user", pw)
+	want(t, r, 200, "")
+	if r.body["stage"] != accounts.StageActive || r.body["second_factor"] != "none" {
+		t.Fatalf("login after declining: %s", r.raw)
+	}
+
+	// Without entering the password again, no enrolment starts.
+	want(t, c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "+819012345678"}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/2fa/decline", map[string]string{}), 403, "wrong_stage")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": "a wrong password"}), 403, "wrong_password")
+	r = c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw})
+	want(t, r, 200, "")
+	if until, _ := time.Parse(time.RFC3339, r.body["reauthenticated_until"].(string)); !until.Equal(e.clock.Now().Add(10 * time.Minute)) {
+		t.Fatalf("reauthenticate: %s", r.raw)
+	}
+	// The window passes.
+	e.clock.Add(10*time.Minute + time.Second)
+	want(t, c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	en := c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{})
+	want(t, en, 200, "")
+	secret := en.body["secret"].(string)
+	if en.body["qr_png"] == "" || !strings.HasPrefix(en.body["otpauth_url"].(string), "otpauth://totp/") {
+		t.Fatalf("enrolment: %s", en.raw)
+	}
+	code := func(d time.Duration) string {
+		s, err := totp.GenerateCode(secret, e.clock.Now().Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Another session of the account cannot finish what this one started.
+	want(t, other.do("POST", "/api/v1/2fa/totp/confirm", map[string]string{"code": code(0)}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/2fa/totp/confirm", map[string]string{"code": "000000"}), 401, "invalid_code")
+	before := c.cookie
+	r = c.do("POST", "/api/v1/2fa/totp/confirm", map[string]string{"code": code(0)})
+	want(t, r, 200, "")
+	if codes := r.body["recovery_codes"].([]any); len(codes) != 10 || c.cookie == before {
+		t.Fatalf("confirm: %s (cookie rotated: %v)", r.raw, c.cookie != before)
+	}
+	if me := c.do("GET", "/api/v1/me", nil); me.body["stage"] != accounts.StageActive || me.body["second_factor"] != "totp" {
+		t.Fatalf("me after enrolling: %s", me.raw)
+	}
+	// Every session sees the account's factor; none enrols a second one.
+	if me := other.do("GET", "/api/v1/me", nil); me.body["second_factor"] != "totp" {
+		t.Fatalf("the other session: %s", me.raw)
+	}
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{}), 409, "second_factor_set")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "+819012345678"}), 409, "second_factor_set")
+
+	// The next login asks for the factor.
+	want(t, c.do("POST", "/api/v1/logout", map[string]string{}), 200, "")
+	c, r = e.login("later-user", pw)
+	want(t, r, 200, "")
+	if r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "totp" {
+		t.Fatalf("login after enrolling: %s", r.raw)
+	}
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code(30 * time.Second)}), 200, "")
+
+	raw := e.topicBytes()
+	if n := bytes.Count(raw, []byte(`"step":"reauthentication"`)); n != 4 {
+		t.Errorf("%d reauthentication events, want 4 (one failed, three passed)", n)
+	}
+	if !bytes.Contains(raw, []byte(`"method":"totp","totp_secret_sealed"`)) || bytes.Contains(raw, []byte(secret)) {
+		t.Error("no sealed TOTP enrolment in the accounts topic, or the secret in clear")
+	}
+}
+
+// The same later enrolment by SMS.
+func TestSMSLaterFromSettings(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@sms-later.example", "sms-later")
+	want(t, c.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": "123456"}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": "+81 90-1234-5678"}), 202, "")
+	lastCode := func() string {
+		msgs := e.sms.Messages()
+		return regexp.MustCompile(`\d{6}`).FindString(msgs[len(msgs)-1].Body)
+	}
+	r := c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": lastCode()})
+	want(t, r, 200, "")
+	if len(r.body["recovery_codes"].([]any)) != 10 {
+		t.Fatalf("verify: %s", r.raw)
+	}
+	c2, r := e.login("sms-later", pw)
+	if r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "sms" {
+		t.Fatalf("login after enrolling: %s", r.raw)
+	}
+	want(t, c2.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}), 202, "")
+	want(t, c2.do("POST", "/api/v1/login/second-factor", map[string]string{"code": lastCode()}), 200, "")
+}
+
+// The links of the mails open the web application: the reset link, the
+// alerts, devices and notices the notifier links to, and the settings.
+func TestMailLinksOpenTheApplication(t *testing.T) {
+	h, err := portal.New(portal.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/reset", "/settings", "/alerts/2Lq7aB0000000000000000000b3", "/devices/dv_2Lq7aB", "/notices/nt_2Lq7aB",
+		"/operator/customers/cu_1/devices/dv_2Lq7aB", "/operator/customers/cu_1/notices/nt_2Lq7aB"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || !strings.Contains(rec.Body.String(), "/assets/app.js") {
+			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		// Only the reset page, whose old links carry the token in the query,
+		// sends no Referer at all.
+		wantPolicy := "same-origin"
+		if path == "/reset" {
+			wantPolicy = "no-referrer"
+		}
+		if got := rec.Header().Get("Referrer-Policy"); got != wantPolicy {
+			t.Errorf("GET %s: Referrer-Policy %q, want %q", path, got, wantPolicy)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,6 +13,10 @@ import (
 
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "mimamori_session"
+
+// reauthWindow is how long an active session may start enrolling a second
+// factor after its user entered the password again.
+const reauthWindow = 10 * time.Minute
 
 type authAPI struct {
 	svc  *accounts.Service
@@ -28,15 +33,20 @@ func accountRoutes(r *gin.Engine, d Deps) *authAPI {
 	g.POST("/login/credentials", a.need(accounts.StageChangeCredentials), a.changeCredentials)
 	g.POST("/login/second-factor", a.need(accounts.StageSecondFactor), a.secondFactor)
 	g.POST("/login/second-factor/sms", a.need(accounts.StageSecondFactor), a.sendLoginSMS)
-	g.POST("/2fa/totp/enrol", a.need(accounts.StageChooseFactor), a.totpEnrol)
-	g.POST("/2fa/totp/confirm", a.need(accounts.StageChooseFactor), a.totpConfirm)
-	g.POST("/2fa/sms/enrol", a.need(accounts.StageChooseFactor), a.smsEnrol)
-	g.POST("/2fa/sms/verify", a.need(accounts.StageChooseFactor), a.smsVerify)
+	// The enrolment routes serve the first login's choice and, later, an
+	// account that declined it and enrols from the settings.
+	g.POST("/2fa/totp/enrol", a.need(""), a.enrolment(true), a.totpEnrol)
+	g.POST("/2fa/totp/confirm", a.need(""), a.enrolment(false), a.totpConfirm)
+	g.POST("/2fa/sms/enrol", a.need(""), a.enrolment(true), a.smsEnrol)
+	g.POST("/2fa/sms/verify", a.need(""), a.enrolment(false), a.smsVerify)
 	g.POST("/2fa/decline", a.need(accounts.StageChooseFactor), a.decline)
 	g.POST("/logout", a.need(""), a.logout)
 	g.GET("/me", a.need(""), a.me)
 	g.POST("/password-reset", a.resetRequest)
 	g.POST("/password-reset/confirm", a.resetConfirm)
+	// The settings of a logged-in user.
+	g.POST("/account/password", a.need(accounts.StageActive), a.changePassword)
+	g.POST("/account/reauthenticate", a.need(accounts.StageActive), a.reauthenticate)
 	return a
 }
 
@@ -55,7 +65,9 @@ func (a *authAPI) crossSite(c *gin.Context) {
 	c.Next()
 }
 
-// need admits a session at the given stage ("" for any stage).
+// need admits a session at the given stage ("" for any stage). A session
+// ends with a change of its account's password made elsewhere (a reset,
+// or a change from another session).
 func (a *authAPI) need(stage string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, err := c.Cookie(SessionCookie)
@@ -64,6 +76,11 @@ func (a *authAPI) need(stage string) gin.HandlerFunc {
 			return
 		}
 		se, ok := a.ss.get(id)
+		if ok {
+			if se.p, ok = a.svc.Current(se.p); !ok {
+				a.ss.end(id)
+			}
+		}
 		if !ok {
 			a.clearCookie(c)
 			writeAPIError(c, http.StatusUnauthorized, "login_required")
@@ -81,6 +98,27 @@ func (a *authAPI) need(stage string) gin.HandlerFunc {
 
 func current(c *gin.Context) (string, *session) {
 	return c.GetString("sid"), c.MustGet("session").(*session)
+}
+
+// enrolment admits the enrolment of a second factor: during the first
+// login (choose_second_factor), or later from the settings by an active
+// session whose user entered the password again less than reauthWindow
+// ago to start it (start), and that started it so to finish it. Whether
+// the account may still enrol is the accounts service's rule.
+func (a *authAPI) enrolment(start bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		_, se := current(c)
+		switch {
+		case se.p.Stage == accounts.StageChooseFactor:
+		case se.p.Stage != accounts.StageActive:
+			writeAPIError(c, http.StatusForbidden, "wrong_stage")
+			return
+		case start && !a.ss.cfg.Now().Before(se.reauthUntil), !start && !se.enrolling:
+			writeAPIError(c, http.StatusForbidden, "reauth_required")
+			return
+		}
+		c.Next()
+	}
 }
 
 func (a *authAPI) setCookie(c *gin.Context, id string) {
@@ -136,7 +174,9 @@ func (a *authAPI) changeCredentials(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.setCookie(c, a.ss.rotate(id, p))
+	nid := a.ss.rotate(id, p)
+	a.ss.endAccount(p.AccountID, nid)
+	a.setCookie(c, nid)
 	c.JSON(http.StatusOK, p)
 }
 
@@ -147,7 +187,7 @@ func (a *authAPI) totpEnrol(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.ss.update(id, func(s *session) { s.totpSecret = en.Secret })
+	a.ss.update(id, func(s *session) { s.totpSecret, s.enrolling = en.Secret, true })
 	c.JSON(http.StatusOK, en)
 }
 
@@ -194,11 +234,12 @@ func (a *authAPI) smsEnrol(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	_, se := current(c)
+	id, se := current(c)
 	if err := a.svc.BeginSMS(c.Request.Context(), se.p, req.Phone); err != nil {
 		a.fail(c, err)
 		return
 	}
+	a.ss.update(id, func(s *session) { s.enrolling = true })
 	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
 }
 
@@ -288,11 +329,54 @@ func (a *authAPI) resetConfirm(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	if err := a.svc.ConfirmReset(c.Request.Context(), req.Token, req.Password); err != nil {
+	accountID, err := a.svc.ConfirmReset(c.Request.Context(), req.Token, req.Password)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
+	a.ss.endAccount(accountID, "")
 	c.JSON(http.StatusOK, gin.H{"status": "password_changed"})
+}
+
+// changePassword sets a new password from the settings. The session gets a
+// new identifier; every other session of the account ends.
+func (a *authAPI) changePassword(c *gin.Context) {
+	var req struct {
+		Current  string `json:"current_password"`
+		Password string `json:"new_password"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	p, err := a.svc.ChangePassword(c.Request.Context(), se.p, req.Current, req.Password, c.ClientIP())
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	nid := a.ss.rotate(id, p)
+	a.ss.endAccount(p.AccountID, nid)
+	a.setCookie(c, nid)
+	c.JSON(http.StatusOK, gin.H{"account": p})
+}
+
+// reauthenticate checks the password again and lets the session start
+// enrolling a second factor for reauthWindow.
+func (a *authAPI) reauthenticate(c *gin.Context) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if !bind(c, &req) {
+		return
+	}
+	id, se := current(c)
+	if err := a.svc.Reauthenticate(c.Request.Context(), se.p, req.Password, c.ClientIP()); err != nil {
+		a.fail(c, err)
+		return
+	}
+	until := a.ss.cfg.Now().Add(reauthWindow)
+	a.ss.update(id, func(s *session) { s.reauthUntil = until })
+	c.JSON(http.StatusOK, gin.H{"status": "reauthenticated", "reauthenticated_until": until.UTC()})
 }
 
 // fail maps a domain error to a status and a message code.
@@ -313,6 +397,9 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		{accounts.ErrWrongStage, http.StatusForbidden, "wrong_stage"},
 		{accounts.ErrPhoneInvalid, http.StatusUnprocessableEntity, "phone_invalid"},
 		{accounts.ErrInvalidToken, http.StatusBadRequest, "invalid_token"},
+		{accounts.ErrWrongPassword, http.StatusForbidden, "wrong_password"},
+		{accounts.ErrPasswordSame, http.StatusUnprocessableEntity, "password_same"},
+		{accounts.ErrSecondFactorSet, http.StatusConflict, "second_factor_set"},
 	}
 	for _, m := range codes {
 		if errors.Is(err, m.err) {
@@ -337,6 +424,10 @@ var messages = map[string][2]string{
 	"wrong_stage":         {"ログインのこの段階では実行できません。", "Not allowed at this step of the login."},
 	"phone_invalid":       {"電話番号は +819012345678 の形式で入力してください。", "Enter the phone number in international form, like +819012345678."},
 	"invalid_token":       {"再設定リンクが無効か、有効期限が切れています。", "The reset link is invalid or has expired."},
+	"wrong_password":      {"現在のパスワードが正しくありません。", "The current password is not correct."},
+	"password_same":       {"新しいパスワードが現在のパスワードと同じです。別のパスワードにしてください。", "The new password is the current one; choose another."},
+	"second_factor_set":   {"2段階認証は既に設定されています。", "Two-step verification is already set up."},
+	"reauth_required":     {"続けるには、もう一度パスワードを入力してください。", "Enter your password again to continue."},
 	"login_required":      {"ログインしてください。", "Please log in."},
 	"cross_site":          {"他のサイトからのリクエストは受け付けません。", "Cross-site requests are refused."},
 	"json_required":       {"JSON で送信してください。", "Send the request as JSON."},

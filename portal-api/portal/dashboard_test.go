@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,6 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 type dashEnv struct {
 	*env
 	w        *projection.Writer
-	doc      *openapi3.T
 	a, b     *client
 	custA    string
 	custB    string
@@ -130,14 +130,7 @@ func newDashEnv(t *testing.T) *dashEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := openapi3.NewLoader().LoadFromData(portal.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("openapi.json: %v", err)
-	}
-	d := &dashEnv{env: e, w: w, doc: doc, now: e.clock.Now(), alertsA: map[string]events.Alert{}}
+	d := &dashEnv{env: e, w: w, now: e.clock.Now(), alertsA: map[string]events.Alert{}}
 	d.a, d.custA = e.activeCustomer("a@example.jp", "alpha-admin")
 	d.b, d.custB = e.activeCustomer("b@example.jp", "bravo-admin")
 	h := time.Hour
@@ -197,34 +190,50 @@ func (d *dashEnv) get(c *client, path string, into any) int {
 	return resp.StatusCode
 }
 
-func (d *dashEnv) validate(req *http.Request, resp *http.Response, body []byte) {
-	d.t.Helper()
+// openAPI is the portal's OpenAPI document, loaded and checked once per
+// test binary.
+var openAPI = sync.OnceValues(func() (*openapi3.T, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(portal.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	return doc, doc.Validate(context.Background())
+})
+
+// validate checks an answer of the portal against the OpenAPI document:
+// its path, method, status and body.
+func (e *env) validate(req *http.Request, resp *http.Response, body []byte) {
+	e.t.Helper()
+	doc, err := openAPI()
+	if err != nil {
+		e.t.Fatalf("openapi.json: %v", err)
+	}
 	u, _ := url.Parse(req.URL.String())
 	tmpl, params := "", map[string]string{}
-	for _, p := range d.doc.Paths.InMatchingOrder() {
+	for _, p := range doc.Paths.InMatchingOrder() {
 		if match(p, u.Path, params) {
 			tmpl = p
 			break
 		}
 	}
 	if tmpl == "" {
-		d.t.Errorf("%s %s is not in openapi.json", req.Method, u.Path)
+		e.t.Errorf("%s %s is not in openapi.json", req.Method, u.Path)
 		return
 	}
-	pi := d.doc.Paths.Value(tmpl)
+	pi := doc.Paths.Value(tmpl)
 	op := pi.GetOperation(req.Method)
 	if op == nil {
-		d.t.Errorf("%s %s: no operation in openapi.json", req.Method, tmpl)
+		e.t.Errorf("%s %s: no operation in openapi.json", req.Method, tmpl)
 		return
 	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params,
-			Route: &routers.Route{Spec: d.doc, Path: tmpl, PathItem: pi, Method: req.Method, Operation: op}},
+			Route: &routers.Route{Spec: doc, Path: tmpl, PathItem: pi, Method: req.Method, Operation: op}},
 		Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body)),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		d.t.Errorf("%s %s → %d does not match openapi.json: %v\n%s", req.Method, u.Path, resp.StatusCode, err, body)
+		e.t.Errorf("%s %s → %d does not match openapi.json: %v\n%s", req.Method, u.Path, resp.StatusCode, err, body)
 	}
 }
 
@@ -514,7 +523,8 @@ func TestTenantIsolation(t *testing.T) {
 	ownAccount := map[string]bool{"/api/v1/login": true, "/api/v1/login/credentials": true, "/api/v1/login/second-factor": true,
 		"/api/v1/login/second-factor/sms": true, "/api/v1/2fa/totp/enrol": true, "/api/v1/2fa/totp/confirm": true,
 		"/api/v1/2fa/sms/enrol": true, "/api/v1/2fa/sms/verify": true, "/api/v1/2fa/decline": true, "/api/v1/logout": true,
-		"/api/v1/password-reset": true, "/api/v1/password-reset/confirm": true}
+		"/api/v1/password-reset": true, "/api/v1/password-reset/confirm": true,
+		"/api/v1/account/password": true, "/api/v1/account/reauthenticate": true}
 	// Query parameters naming B's objects, for every GET route.
 	query := "?device=dev-b1&customer=" + url.QueryEscape(d.custB) + "&customer_id=" + url.QueryEscape(d.custB) + "&q=evil"
 	asked := 0

@@ -24,6 +24,11 @@ type session struct {
 	created    time.Time
 	lastSeen   time.Time
 	totpSecret string // pending enrolment, never sent back after the first answer
+	// An active session enrols a second factor from the settings only
+	// after its user entered the password again: until reauthUntil it may
+	// start an enrolment, and enrolling marks the one it started.
+	reauthUntil time.Time
+	enrolling   bool
 }
 
 // sessions is the server-side store. It keys sessions by the SHA-256 of
@@ -110,5 +115,23 @@ func (s *sessions) update(id string, f func(*session)) {
 func (s *sessions) end(id string) {
 	s.mu.Lock()
 	delete(s.m, sessionKey(id))
+	s.mu.Unlock()
+}
+
+// endAccount ends every session of an account but the one keep names ("" for
+// none), after its password changed. Sessions are also checked against the
+// account's password version at every request (authAPI.need): this only
+// frees their memory at once.
+func (s *sessions) endAccount(accountID, keep string) {
+	k := ""
+	if keep != "" {
+		k = sessionKey(keep)
+	}
+	s.mu.Lock()
+	for key, se := range s.m {
+		if se.p.AccountID == accountID && key != k {
+			delete(s.m, key)
+		}
+	}
 	s.mu.Unlock()
 }

@@ -174,7 +174,7 @@ func kid(t *testing.T, at time.Time, seq uint32) string {
 var (
 	reTempID    = regexp.MustCompile(`Temporary user ID:\s+(\S+)`)
 	reTempPW    = regexp.MustCompile(`Temporary password:\s+(\S+)`)
-	reResetLink = regexp.MustCompile(`https?://\S+/reset\?token=\S+`)
+	reResetLink = regexp.MustCompile(`https?://\S+/reset#token=\S+`)
 	reMailTo    = regexp.MustCompile(`<th>To</th><td>([^<]*)</td>`)
 )
 
@@ -491,13 +491,15 @@ func TestBrowserFirstLoginDashboardAlerts(t *testing.T) {
 
 // A customer who declines 2-step verification and later forgets the
 // password; an operator who finds that customer, lifts a lock, adds an
-// account and publishes notices; the customer, unlocked, reads them.
+// account and publishes notices; the customer, unlocked, reads them, then
+// sets up 2-step verification and a new password in the settings, logs in
+// with both, and opens the links of mails about a device and a notice.
 func TestBrowserResetDeclineOperator(t *testing.T) {
 	needChromium(t)
 	s := newStack(t)
 	ctx := context.Background()
 	email, opsEmail := "kanri@reset.example", "ops@mimamori.example"
-	cust, _ := s.seed(t, "株式会社リセット", email, 1, 1)
+	cust, devices := s.seed(t, "株式会社リセット", email, 1, 1)
 	// The operator's organisation as the portal's operator tests set it up:
 	// a registered customer whose administrator's mail receives the
 	// credentials of an operator account requested for it.
@@ -569,12 +571,17 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		t.Errorf("GET /reset: %d, Referrer-Policy %q", resp.StatusCode, got)
 	}
 	pw2 := "再設定で決めた新しいパスワード 2026"
+	// A link of the old form (the token in the query, as mailed before) is
+	// still read; this one is forged.
 	b.do("a forged link", chromedp.Navigate(base+"/reset?token=forged"), visible("#reset-confirm-form"),
 		fill("#reset-password", pw2), fill("#reset-password2", pw2), click("#reset-confirm-submit"), visible("#reset-again"))
 	if got := b.text("#reset-confirm-form .error"); !strings.Contains(got, "無効") {
 		t.Errorf("a forged link: %q", got)
 	}
-	b.do("open the mailed link", chromedp.Navigate(link), visible("#reset-confirm-form"))
+	// A link opened where the reset page is shown changes the fragment only.
+	b.do("a link into the open reset page", chromedp.Evaluate[chromedp.Void](`location.href = "/reset#token=forged-too"`),
+		until(`location.href.endsWith("/reset") && document.getElementById("reset-again").hidden`))
+	b.do("open the mailed link", chromedp.Navigate("about:blank"), chromedp.Navigate(link), visible("#reset-confirm-form"))
 	if got := b.where(); got != "/reset" {
 		t.Errorf("the address bar shows %s, want /reset without the token", got)
 	}
@@ -661,6 +668,10 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 	b.shot("23-operator-publish-notice-en")
 	b.do("publish the maintenance", click("#notice-submit"), until(status("publish-status")+`.includes("was published")`))
 	first := b.text("#publish-status")
+	maintenance := regexp.MustCompile(`\((nt_[0-9A-Za-z]+)\)`).FindStringSubmatch(first)
+	if maintenance == nil {
+		t.Fatalf("no notice ID in %q", first)
+	}
 	b.do("a firmware update for everyone", click("#kind-firmware"), fill("#notice-summary", "セキュリティ修正"), fill("#notice-version", "1.6.0"),
 		click("#notice-submit"), until(status("publish-status")+` !== `+strconv.Quote(first)))
 
@@ -680,4 +691,97 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		}
 	}
 	b.shot("24-customer-notices-en")
+
+	// 5. The settings, in Japanese: 2-step verification for the customer who
+	// declined it (the password again first, by keyboard), then a new
+	// password; the next login asks for both.
+	b.do("日本語", click("#lang"), chromedp.WaitReady(chromedp.CSS(`html[lang="ja"]`)))
+	b.do("the settings", click(`#nav a[href="/settings"]`), visible("#password-form"), visible("#factor-start"))
+	if got := eval[string](b, `document.getElementById("factor-state").dataset.factor + " " + document.getElementById("settings-login-id").textContent`); got != "none reset-user" {
+		t.Errorf("the settings show %q", got)
+	}
+	b.shot("25-settings")
+	b.do("set up 2-step verification", click("#factor-start"), visible("#reauth-form"))
+	if got := eval[string](b, `document.activeElement.id`); got != "reauth-password" {
+		t.Errorf("the focus is on #%s, want the password field", got)
+	}
+	b.do("a wrong password", fill("#reauth-password", "まちがったパスワード\r"), until(status("reauth-error")+` !== ""`))
+	if got := b.text("#reauth-error"); !strings.Contains(got, "現在のパスワードが正しくありません") {
+		t.Errorf("a wrong password again: %q", got)
+	}
+	eval[string](b, `document.getElementById("reauth-password").value = ""`)
+	b.do("the password again", fill("#reauth-password", pw2+"\r"), visible("#choose-totp"), visible("#enrol-cancel"))
+	if eval[bool](b, `!!document.getElementById("decline")`) {
+		t.Error("the settings offer to decline again")
+	}
+	b.shot("26-settings-choose-factor")
+	b.do("the authenticator app", click("#choose-totp"), visible("#totp-qr"))
+	secret := strings.TrimSpace(b.text("#totp-secret"))
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("confirm the app", fill("#code", code), click("#totp-submit"), visible("#recovery-codes"))
+	if n := eval[int](b, `document.querySelectorAll("#recovery-codes li").length`); n != 10 {
+		t.Errorf("%d recovery codes shown, want 10", n)
+	}
+	b.shot("27-settings-recovery-codes")
+	b.do("back to the settings", click("#continue"), visible("#factor-done"), visible(`#factor-state[data-factor="totp"]`))
+	if b.where() != "/settings" || eval[bool](b, `!!document.getElementById("factor-start")`) {
+		t.Errorf("after enrolling: at %s, still offering to set it up: %v", b.where(), eval[bool](b, `!!document.getElementById("factor-start")`))
+	}
+	b.shot("28-settings-2fa-on")
+	pw3 := "設定画面で変えたパスワード 2026"
+	b.do("change the password", fill("#current-password", pw2), fill("#new-password", pw3), fill("#new-password2", pw3),
+		click("#password-submit"), until(status("password-changed")+` !== ""`))
+	if got := b.text("#password-changed"); !strings.Contains(got, "パスワードを変更しました") {
+		t.Errorf("after the change: %q", got)
+	}
+	if st := eval[int](b, `fetch("/api/v1/me").then(r => r.status)`); st != 200 {
+		t.Errorf("the session after the change answers %d", st)
+	}
+	b.shot("29-settings-password-changed")
+	b.do("log out", click("#logout"), visible("#logged-out"))
+	b.do("log in with the new password", fill("#login-id", "reset-user"), fill("#password", pw3), click("#login-submit"), visible("#second-form"))
+	b.shot("30-login-second-factor")
+	next, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second)) // the enrolment's code is spent
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("the app's code", fill("#code", next), click("#second-submit"), visible("#nav"))
+
+	// 6. The links of the mails: a device (alert digests, stopped or back
+	// online: services/notifier builds <portal>/devices/<id>) and a notice
+	// (faults and maintenance: <portal>/notices/<id>).
+	b.do("a device's link", chromedp.Navigate(base+"/devices/"+devices[0]), visible("#device-detail"))
+	if got := b.text(`#device-detail dd[data-field="device_id"]`); got != devices[0] {
+		t.Errorf("the device page shows device %q, want %s", got, devices[0])
+	}
+	if got := b.text("#device-status"); !strings.Contains(got, "オンライン") && !strings.Contains(got, "オフライン") && !strings.Contains(got, "応答なし") {
+		t.Errorf("the device's status: %q", got)
+	}
+	b.shot("31-device-from-mail")
+	b.do("its alerts", click("#device-alerts"), visible("#alert-table, #no-alerts"))
+	if got := b.where(); got != "/alerts?device="+devices[0] {
+		t.Errorf("the device's alerts are at %s", got)
+	}
+	b.do("the device list", chromedp.Navigate(base+"/devices"), visible(`#device-table tr[data-device="`+devices[0]+`"] .device-link`))
+	b.do("an unknown device", chromedp.Navigate(base+"/devices/dv_unknown"), visible("#no-device"), visible("#back-to-devices"))
+	b.shot("32-device-not-found")
+	b.do("a notice's link", chromedp.Navigate(base+"/notices/"+maintenance[1]), visible("#notice-detail"))
+	if got := b.text("#notice-detail"); !strings.Contains(got, "ルーターの交換作業") {
+		t.Errorf("the notice page: %q", got)
+	}
+	b.shot("33-notice-from-mail")
+	b.do("an unknown notice", chromedp.Navigate(base+"/notices/nt_unknown"), visible("#no-notice"), visible("#back-to-notices"))
+	b.do("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/settings"), visible("#password-form"))
+	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 400 {
+		t.Errorf("the settings are %d px wide on a 390 px phone", w)
+	}
+	b.shot("34-settings-phone")
+	b.do("a device on the phone", chromedp.Navigate(base+"/devices/"+devices[0]), visible("#device-detail"))
+	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 400 {
+		t.Errorf("the device page is %d px wide on a 390 px phone", w)
+	}
+	b.shot("35-device-phone")
 }

@@ -17,16 +17,21 @@ var files embed.FS
 
 // Pages are the paths the application answers itself (history routing);
 // the portal serves the same index page at each. /reset is the link of the
-// password reset mail (accounts.RequestReset); /operator/... are the
-// operator's pages, which the API refuses to other roles.
-var Pages = []string{"/", "/login", "/reset", "/alerts", "/alerts/:id", "/devices", "/compare", "/notices",
+// password reset mail (accounts.RequestReset); /alerts/:id, /devices/:id
+// and /notices/:id are the links of the notifier's mails; /operator/... are
+// the operator's pages, which the API refuses to other roles.
+var Pages = []string{"/", "/login", "/reset", "/settings", "/alerts", "/alerts/:id", "/devices", "/devices/:id",
+	"/compare", "/notices", "/notices/:id",
 	"/operator", "/operator/notices", "/operator/customers/:customer", "/operator/customers/:customer/summary",
 	"/operator/customers/:customer/alerts", "/operator/customers/:customer/alerts/:id",
-	"/operator/customers/:customer/devices", "/operator/customers/:customer/notices"}
+	"/operator/customers/:customer/devices", "/operator/customers/:customer/devices/:id",
+	"/operator/customers/:customer/notices", "/operator/customers/:customer/notices/:id"}
 
-// resetPage carries a reset token in its query: its page sends no Referer
-// at all, not even to this origin, so the token is not repeated in the
-// requests for the assets (the script also removes it from the address bar).
+// resetPage carries a reset token: in the fragment of the links mailed now
+// (never sent to any server), in the query of links mailed before. Its page
+// sends no Referer at all, not even to this origin, so that a token in the
+// query is not repeated in the requests for the assets (the script also
+// removes the token from the address bar).
 const resetPage = "/reset"
 
 // AssetsPrefix is where the portal mounts Assets.

@@ -8,17 +8,24 @@
   var main = document.getElementById("main");
   var me = null; // the session's principal, or null
   var charts = []; // live uPlot instances, destroyed on navigation
-  var flash = null; // {id, key}: a message for the next login page, shown once
+  var flash = null; // {id, key}: a message for the next page (login, settings), shown once
   var names = {}; // customer ID → name, as the operator's list last showed them
 
-  // The token of a password reset link (/reset?token=…) leaves the address
-  // bar before any request is made, so it stays out of the history, of
-  // Referer headers and of screenshots; only this variable keeps it.
+  var enrolFrom = "login"; // where an enrolment of a second factor started: "login" or "settings"
+
+  // The token of a password reset link (/reset#token=…; links mailed before
+  // carry it in the query, /reset?token=…) leaves the address bar before any
+  // request is made, so it stays out of the history, of Referer headers and
+  // of screenshots; only this variable keeps it.
   var resetToken = null;
-  if (location.pathname === "/reset") {
-    resetToken = new URLSearchParams(location.search).get("token");
-    if (location.search) history.replaceState(null, "", "/reset");
+  function takeResetToken() {
+    if (location.pathname !== "/reset") return false;
+    var tok = new URLSearchParams(location.hash.slice(1)).get("token") || new URLSearchParams(location.search).get("token");
+    if (location.search || location.hash) history.replaceState(null, "", "/reset");
+    if (tok) resetToken = tok;
+    return !!tok;
   }
+  takeResetToken();
 
   function t(key, vars) {
     var s = TEXT[lang][key];
@@ -74,6 +81,9 @@
     go(a.getAttribute("href"));
   });
   window.addEventListener("popstate", route);
+  // A reset link opened where the reset page is already shown changes only
+  // the fragment: no page load, so take the token here.
+  window.addEventListener("hashchange", function () { if (takeResetToken()) route(); });
   function link(href, text, attrs) { var o = attrs || {}; o.href = href; o["data-link"] = true; return h("a", o, text); }
 
   function page(titleKey) {
@@ -103,7 +113,8 @@
     nav.textContent = "";
     if (active) {
       var path = location.pathname;
-      [["/", "navDashboard"], ["/alerts", "navAlerts"], ["/devices", "navDevices"], ["/compare", "navCompare"], ["/notices", "navNotices"]]
+      [["/", "navDashboard"], ["/alerts", "navAlerts"], ["/devices", "navDevices"], ["/compare", "navCompare"], ["/notices", "navNotices"],
+        ["/settings", "navSettings"]]
         .forEach(function (p) {
           var cur = p[0] === "/" ? path === "/" : path.indexOf(p[0]) === 0;
           nav.appendChild(link(p[0], t(p[1]), { "aria-current": cur ? "page" : null }));
@@ -155,8 +166,11 @@
       if (path === "/alerts") return alertsPage(own);
       if ((m = path.match(/^\/alerts\/([^/]+)$/))) return alertPage(own, decodeURIComponent(m[1]));
       if (path === "/devices") return devicesPage(own);
+      if ((m = path.match(/^\/devices\/([^/]+)$/))) return devicePage(own, decodeURIComponent(m[1]));
       if (path === "/compare") return comparePage();
       if (path === "/notices") return noticesPage(own);
+      if ((m = path.match(/^\/notices\/([^/]+)$/))) return noticePage(own, decodeURIComponent(m[1]));
+      if (path === "/settings") return settingsPage(note);
       if (path === "/operator" || path.indexOf("/operator/") === 0) return operatorRoute(path);
       page("notFound");
     }).then(focusTitle);
@@ -170,8 +184,12 @@
     return h("div", { class: "field" }, kids);
   }
   function form(id, onsubmit) {
-    var kids = Array.prototype.slice.call(arguments, 2);
-    var f = h("form", { id: id, class: "card narrow", novalidate: true }, kids);
+    return formOf("card narrow", id, onsubmit, Array.prototype.slice.call(arguments, 2));
+  }
+  // formOf is a form of the given class whose submit button stays disabled
+  // while onsubmit's promise runs.
+  function formOf(cls, id, onsubmit, kids) {
+    var f = h("form", { id: id, class: cls || null, novalidate: true }, kids);
     f.addEventListener("submit", function (e) {
       e.preventDefault();
       var btn = f.querySelector("button[type=submit]");
@@ -226,7 +244,7 @@
         errorBox(), h("button", { type: "submit", id: "change-submit" }, t("save"))));
       return;
     }
-    if (me.stage === "choose_second_factor") return chooseFactor();
+    if (me.stage === "choose_second_factor") { enrolFrom = "login"; return chooseFactor(); }
     if (me.stage === "second_factor") {
       page("secondTitle");
       var sms = me.second_factor === "sms";
@@ -246,10 +264,16 @@
   function chooseFactor() {
     page("chooseTitle");
     var err = errorBox("decline-error");
-    main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")),
-      h("div", { class: "actions" },
-        h("button", { type: "button", id: "choose-totp", onclick: totpEnrol }, t("chooseTOTP")),
-        h("button", { type: "button", id: "choose-sms", class: "secondary", onclick: smsEnrol }, t("chooseSMS"))),
+    var choices = h("div", { class: "actions" },
+      h("button", { type: "button", id: "choose-totp", onclick: totpEnrol }, t("chooseTOTP")),
+      h("button", { type: "button", id: "choose-sms", class: "secondary", onclick: smsEnrol }, t("chooseSMS")));
+    if (enrolFrom === "settings") {
+      // Later, from the settings: declining again means going back.
+      main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")), choices,
+        h("div", { class: "decline" }, h("button", { type: "button", id: "enrol-cancel", class: "linkish", onclick: function () { go("/settings"); } }, t("cancel")))));
+      return;
+    }
+    main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")), choices,
       // Declining is allowed but not encouraged: a quiet link-like
       // button below the two choices, with the risk stated next to it.
       h("div", { class: "decline" },
@@ -268,7 +292,10 @@
   function totpEnrol() {
     return api("POST", "/api/v1/2fa/totp/enrol", {}).then(function (r) {
       page("totpTitle");
-      if (!r.ok) { main.appendChild(h("p", { class: "error", role: "alert" }, errText(r))); return focusTitle(); }
+      if (!r.ok) {
+        main.appendChild(h("div", { class: "card narrow" }, h("p", { class: "error", role: "alert" }, errText(r)), h("div", { class: "actions" }, backButton())));
+        return focusTitle();
+      }
       var en = r.data;
       main.appendChild(form("totp-form", function (f) {
         return api("POST", "/api/v1/2fa/totp/confirm", { code: f.elements.code.value.trim() })
@@ -310,7 +337,12 @@
     page("recoveryTitle");
     main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("recoveryHint")),
       h("ol", { class: "codes", id: "recovery-codes" }, (data.recovery_codes || []).map(function (c) { return h("li", {}, c); })),
-      h("button", { type: "button", id: "continue", onclick: function () { afterStage(me); } }, t("continue"))));
+      h("button", { type: "button", id: "continue", onclick: function () {
+        if (enrolFrom !== "settings") return afterStage(me);
+        enrolFrom = "login";
+        flash = { id: "factor-done", key: "factorDone" };
+        go("/settings", true);
+      } }, t(enrolFrom === "settings" ? "backToSettings" : "continue"))));
     focusTitle();
   }
 
@@ -584,11 +616,51 @@
         }))),
         h("tbody", {}, items.map(function (d) {
           var st = d.status || "unknown";
-          return h("tr", {}, h("th", { scope: "row" }, d.serial || d.device_id), h("td", {}, d.model || "—"),
+          return h("tr", { "data-device": d.device_id },
+            h("th", { scope: "row" }, link(sc.ui + "/devices/" + encodeURIComponent(d.device_id), d.serial || d.device_id, { class: "device-link" })),
+            h("td", {}, d.model || "—"),
             h("td", {}, h("span", { class: "badge " + st }, t("st_" + st))), h("td", {}, when(d.last_contact)),
             h("td", {}, d.firmware_version || "—"), h("td", {}, d.definitions_version || "—"), h("td", { class: "num" }, d.clients === undefined ? "—" : d.clients));
         })))));
     });
+  }
+  // devicePage is one device: where the mails about it (a digest of its
+  // alerts, it stopped or came back) link to.
+  function devicePage(sc, id) {
+    page("deviceTitle");
+    customerBar(sc, "devices");
+    main.appendChild(h("p", {}, link(sc.ui + "/devices", "← " + t("backToDevices"), { id: "back-to-devices" })));
+    return api("GET", sc.api + "/devices").then(function (r) {
+      if (failed(r)) return;
+      var items = r.data.items || [];
+      var d = items.filter(function (x) { return x.device_id === id; })[0];
+      if (!d) {
+        main.appendChild(h("p", { class: "card empty", id: "no-device" }, t(items.length ? "deviceNotFound" : "noDevices")));
+        return;
+      }
+      var st = d.status || "unknown";
+      var rows = [["f_device_id", "device_id", d.device_id], ["serial", "serial", d.serial], ["model", "model", d.model],
+        ["lastContact", "last_contact", when(d.last_contact)], ["firmware", "firmware_version", d.firmware_version],
+        ["definitions", "definitions_version", d.definitions_version], ["clients", "clients", d.clients]];
+      main.appendChild(h("section", { class: "card", id: "device-detail", "data-device": d.device_id, "aria-labelledby": "device-serial" },
+        h("h2", { id: "device-serial" }, d.serial || d.device_id),
+        h("p", { id: "device-status" }, h("span", { class: "badge " + st }, t("st_" + st)), " ", t("stHint_" + st)),
+        h("dl", { class: "evidence" }, rows.map(function (x) {
+          var v = x[2] === undefined || x[2] === null || x[2] === "" ? "—" : String(x[2]);
+          return [h("dt", {}, t(x[0])), h("dd", { "data-field": x[1] }, v)];
+        })),
+        h("div", { class: "actions" }, link(sc.ui + "/alerts?device=" + encodeURIComponent(d.device_id), t("deviceAlerts"), { class: "button", id: "device-alerts" }))));
+    });
+  }
+
+  function noticeCard(sc, n, detail) {
+    var kind = t("notice_" + n.kind) === "notice_" + n.kind ? n.kind : t("notice_" + n.kind);
+    return h("article", { class: "card notice", id: detail ? "notice-detail" : null, "data-notice": n.id },
+      h("h2", {}, detail ? pick(n.title) : link(sc.ui + "/notices/" + encodeURIComponent(n.id), pick(n.title), { class: "notice-link" })),
+      h("p", { class: "hint" }, kind, " · ", t("published"), " ", when(n.published_at),
+        n.ends_at ? [" · ", t("schedule"), " ", when(n.starts_at), " 〜 ", when(n.ends_at)]
+          : n.starts_at ? [" · ", t(n.kind === "firmware" ? "availableFrom" : "since"), " ", when(n.starts_at)] : null),
+      h("p", { style: "white-space:pre-wrap" }, pick(n.body)));
   }
   function noticesPage(sc) {
     page("noticesTitle");
@@ -597,14 +669,96 @@
       if (failed(r)) return;
       var items = r.data.items || [];
       if (!items.length) { main.appendChild(h("p", { class: "card empty", id: "no-notices" }, t("noNotices"))); return; }
-      items.forEach(function (n) {
-        main.appendChild(h("article", { class: "card notice" }, h("h2", {}, pick(n.title)),
-          h("p", { class: "hint" }, t("notice_" + n.kind) === "notice_" + n.kind ? n.kind : t("notice_" + n.kind), " · ", t("published"), " ", when(n.published_at),
-            n.ends_at ? [" · ", t("schedule"), " ", when(n.starts_at), " 〜 ", when(n.ends_at)]
-              : n.starts_at ? [" · ", t(n.kind === "firmware" ? "availableFrom" : "since"), " ", when(n.starts_at)] : null),
-          h("p", { style: "white-space:pre-wrap" }, pick(n.body))));
-      });
+      items.forEach(function (n) { main.appendChild(noticeCard(sc, n, false)); });
     });
+  }
+  // noticePage is one notice: where the mails of a fault or a maintenance
+  // link to.
+  function noticePage(sc, id) {
+    page("noticeTitle");
+    customerBar(sc, "notices");
+    main.appendChild(h("p", {}, link(sc.ui + "/notices", "← " + t("backToNotices"), { id: "back-to-notices" })));
+    return api("GET", sc.api + "/notices").then(function (r) {
+      if (failed(r)) return;
+      var n = (r.data.items || []).filter(function (x) { return x.id === id; })[0];
+      if (!n) { main.appendChild(h("p", { class: "card empty", id: "no-notice" }, t("noticeNotFound"))); return; }
+      main.appendChild(noticeCard(sc, n, true));
+    });
+  }
+
+  // ---- settings ----
+  // settingsPage changes the password (the current one asked again) and sets
+  // up 2-step verification for an account that declined it at the first
+  // login: the password again, then the enrolment of the first login, whose
+  // recovery codes are shown once.
+  function settingsPage(note) {
+    page("settingsTitle");
+    var box = h("div", { class: "settings" });
+    main.appendChild(box);
+    add(box, message(note));
+    box.appendChild(h("section", { class: "card", "aria-labelledby": "h-account" }, h("h2", { id: "h-account" }, t("accountSection")),
+      h("dl", { class: "evidence" }, h("dt", {}, t("loginID")), h("dd", { id: "settings-login-id" }, me.login_id))));
+
+    var done = h("p", { id: "password-changed", class: "flash", role: "status", tabindex: "-1" });
+    box.appendChild(h("section", { class: "card", "aria-labelledby": "h-password" }, h("h2", { id: "h-password" }, t("passwordSection")),
+      h("p", { class: "hint", id: "password-section-hint" }, t("passwordSectionHint")),
+      formOf("", "password-form", function (f) {
+        var cur = f.elements["current-password"].value, p1 = f.elements["new-password"].value;
+        done.textContent = "";
+        showError(f, "");
+        if (!cur) { showError(f, t("currentPasswordRequired")); return f.elements["current-password"].focus(); }
+        if (!p1) { showError(f, t("passwordRequired")); return f.elements["new-password"].focus(); }
+        if (p1 !== f.elements["new-password2"].value) { showError(f, t("passwordsDiffer")); return f.elements["new-password2"].focus(); }
+        return api("POST", "/api/v1/account/password", { current_password: cur, new_password: p1 }).then(function (r) {
+          if (!r.ok) return showError(f, r);
+          me = r.data.account;
+          f.reset();
+          done.textContent = t("passwordChanged");
+          done.focus();
+        });
+      }, [field("current-password", "currentPassword", h("input", { name: "current-password", type: "password", autocomplete: "current-password", required: true })),
+        field("new-password", "newPassword", h("input", { name: "new-password", type: "password", autocomplete: "new-password", minlength: "12", required: true }), "newPasswordHint"),
+        field("new-password2", "newPassword2", h("input", { name: "new-password2", type: "password", autocomplete: "new-password", required: true })),
+        errorBox("password-error"), h("button", { type: "submit", id: "password-submit" }, t("changePasswordButton"))]),
+      done));
+
+    var fs = h("section", { class: "card", id: "factor-section", "aria-labelledby": "h-factor" }, h("h2", { id: "h-factor" }, t("secondFactor")));
+    box.appendChild(fs);
+    var factor = me.second_factor;
+    if (factor === "totp" || factor === "sms") {
+      fs.appendChild(h("p", { id: "factor-state", "data-factor": factor }, h("span", { class: "badge online" }, t("factorOn")), " ",
+        t(factor === "totp" ? "factorOnTOTP" : "factorOnSMS")));
+      return;
+    }
+    fs.appendChild(h("p", { id: "factor-state", "data-factor": "none" }, h("span", { class: "badge offline" }, t("factorOff")), " ", t("factorOffHint")));
+    // Enrolling starts with the password again: a session left open is not
+    // enough to put someone else's phone on the account.
+    var reauth = formOf("", "reauth-form", function (f) {
+      var pw = f.elements["reauth-password"].value;
+      if (!pw) { showError(f, t("passwordRequired")); return f.elements["reauth-password"].focus(); }
+      return api("POST", "/api/v1/account/reauthenticate", { password: pw }).then(function (r) {
+        if (!r.ok) return showError(f, r);
+        enrolFrom = "settings";
+        chooseFactor();
+        focusTitle();
+      });
+    }, [h("p", { class: "hint" }, t("reauthHint")),
+      field("reauth-password", "currentPassword", h("input", { name: "reauth-password", type: "password", autocomplete: "current-password", required: true })),
+      errorBox("reauth-error"),
+      h("div", { class: "actions" }, h("button", { type: "submit", id: "reauth-submit" }, t("reauthSubmit")),
+        h("button", { type: "button", class: "secondary", id: "reauth-cancel", onclick: function () {
+          reauth.hidden = true;
+          start.hidden = false;
+          start.focus();
+        } }, t("cancel")))]);
+    reauth.hidden = true;
+    var start = h("button", { type: "button", id: "factor-start", onclick: function () {
+      start.hidden = true;
+      reauth.hidden = false;
+      reauth.elements["reauth-password"].focus();
+    } }, t("factorStart"));
+    fs.appendChild(h("div", { class: "actions" }, start));
+    fs.appendChild(reauth);
   }
 
   // ---- password reset ----
@@ -664,9 +818,14 @@
     if (path === "/operator") return customersPage();
     if (path === "/operator/notices") return publishPage();
     var m = path.match(/^\/operator\/customers\/([^/]+)(?:\/(summary|alerts|devices|notices))?(?:\/([^/]+))?$/);
-    if (m && (!m[3] || m[2] === "alerts")) {
+    if (m && (!m[3] || (m[2] && m[2] !== "summary"))) {
       var sc = customerScope(decodeURIComponent(m[1]));
-      if (m[3]) return alertPage(sc, decodeURIComponent(m[3]));
+      if (m[3]) {
+        var id = decodeURIComponent(m[3]);
+        if (m[2] === "devices") return devicePage(sc, id);
+        if (m[2] === "notices") return noticePage(sc, id);
+        return alertPage(sc, id);
+      }
       switch (m[2]) {
         case "summary": return dashboard(sc);
         case "alerts": return alertsPage(sc);

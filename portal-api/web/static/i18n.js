@@ -94,7 +94,27 @@ window.MIMAMORI_TEXT = {
     endsBeforeStarts: "終了日時は開始日時より後にしてください。",
     leadTooShort: "開始まで1か月を切っています。緊急の場合は「1か月を切っていても掲載する」にチェックしてください。",
     versionRequired: "ファームウェアのバージョンを入力してください。", badTime: "日時が正しくありません。",
-    noticeRefused: "お知らせを掲載できませんでした：", noticePublished: "お知らせを掲載しました（{id}）。対象のお客様の「お知らせ」に表示されます。"
+    noticeRefused: "お知らせを掲載できませんでした：", noticePublished: "お知らせを掲載しました（{id}）。対象のお客様の「お知らせ」に表示されます。",
+    // settings
+    navSettings: "設定", settingsTitle: "アカウント設定", accountSection: "ログイン情報",
+    passwordSection: "パスワードの変更", passwordSectionHint: "変更すると、ほかの端末やブラウザでのログインはすべて終了します。",
+    currentPassword: "現在のパスワード", currentPasswordRequired: "現在のパスワードを入力してください。",
+    changePasswordButton: "パスワードを変更する",
+    passwordChanged: "パスワードを変更しました。ほかの端末やブラウザでのログインは終了しました。",
+    factorOn: "設定済み", factorOff: "未設定",
+    factorOnTOTP: "ログインのたびに、認証アプリの確認コードを入力します。", factorOnSMS: "ログインのたびに、SMSで届く確認コードを入力します。",
+    factorOffHint: "2段階認証を設定していません。パスワードが漏れると、他人にログインされるおそれがあります。",
+    factorStart: "2段階認証を設定する", reauthHint: "本人確認のため、現在のパスワードをもう一度入力してください。",
+    reauthSubmit: "続ける", cancel: "キャンセル", backToSettings: "設定に戻る",
+    factorDone: "2段階認証を設定しました。次回のログインから確認コードを入力します。",
+    // one device, one notice (the links of the mails)
+    deviceTitle: "機器の詳細", backToDevices: "機器一覧へ戻る", deviceAlerts: "この機器のアラートを見る",
+    deviceNotFound: "この機器はみつかりませんでした。ご契約の機器ではないか、登録が解除された可能性があります。",
+    stHint_online: "正常に通信し、ネットワークを監視しています。", stHint_offline: "機器から通信がありません。電源とケーブルの接続をご確認ください。",
+    stHint_silent: "機器は動作していますが、通信を検査していません。配線が変更されていないかご確認ください。",
+    stHint_unknown: "まだ状態がわかりません。",
+    noticeTitle: "お知らせの詳細", backToNotices: "お知らせ一覧へ戻る",
+    noticeNotFound: "このお知らせはみつかりませんでした。掲載が終了したか、お客様あてではない可能性があります。"
   },
   en: {
     title: "mimamori", skip: "Skip to content", menu: "Main menu", loading: "Loading…", switchLang: "日本語", logout: "Log out",
@@ -189,6 +209,26 @@ window.MIMAMORI_TEXT = {
     endsBeforeStarts: "The end must come after the start.",
     leadTooShort: "It starts in less than a month. For urgent work, tick “Publish with less than a month's notice”.",
     versionRequired: "Enter the firmware version.", badTime: "The date and time are not valid.",
-    noticeRefused: "The notice was refused:", noticePublished: "The notice was published ({id}). It appears on the customers' Notices page."
+    noticeRefused: "The notice was refused:", noticePublished: "The notice was published ({id}). It appears on the customers' Notices page.",
+    // settings
+    navSettings: "Settings", settingsTitle: "Account settings", accountSection: "Login",
+    passwordSection: "Change the password", passwordSectionHint: "Changing it logs you out on every other device and browser.",
+    currentPassword: "Current password", currentPasswordRequired: "Enter your current password.",
+    changePasswordButton: "Change the password",
+    passwordChanged: "Your password was changed. You are logged out on every other device and browser.",
+    factorOn: "On", factorOff: "Off",
+    factorOnTOTP: "Every login asks for a code from your authenticator app.", factorOnSMS: "Every login asks for a code sent by SMS.",
+    factorOffHint: "Two-step verification is off: anyone who learns your password can log in.",
+    factorStart: "Set up two-step verification", reauthHint: "To confirm it is you, enter your current password again.",
+    reauthSubmit: "Continue", cancel: "Cancel", backToSettings: "Back to the settings",
+    factorDone: "Two-step verification is on. From your next login you will enter a code.",
+    // one device, one notice (the links of the mails)
+    deviceTitle: "Device details", backToDevices: "Back to the devices", deviceAlerts: "See this device's alerts",
+    deviceNotFound: "This device was not found: it is not one of yours, or it was removed.",
+    stHint_online: "It communicates and watches your network.", stHint_offline: "We do not hear from it. Check its power and cables.",
+    stHint_silent: "It is on but inspects no traffic. Check that its cables were not moved.",
+    stHint_unknown: "Its status is not known yet.",
+    noticeTitle: "Notice", backToNotices: "Back to the notices",
+    noticeNotFound: "This notice was not found: it was withdrawn, or it is not for you."
   }
 };

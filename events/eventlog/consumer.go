@@ -65,6 +65,10 @@ func NewConsumer(kcfg Config, cfg ConsumerConfig, h Handler, extra ...kgo.Opt) (
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers arrive as records: the handler never sees
+		// them, but committing past them keeps a transactional topic's
+		// lag at 0 once everything is consumed.
+		kgo.KeepControlRecords(),
 		// A member that died without leaving holds its partitions until
 		// its session expires: keep that short so a crashed consumer's
 		// replacement takes over within seconds, not the default 45 s.
@@ -103,8 +107,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				log.Warn("fetch failed", "topic", t, "partition", p, "err", err)
 			}
 		})
-		recs := fetches.Records()
-		if len(recs) > 0 {
+		if recs := fetches.Records(); len(recs) > 0 {
 			if err := c.handle(ctx, recs, log); err != nil {
 				c.cl.AllowRebalance()
 				return err
@@ -123,16 +126,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Logger) error {
 	hctx, cancel := flushContext(ctx, c.cfg.FlushTimeout)
 	defer cancel()
+	data := make([]*kgo.Record, 0, len(recs))
+	for _, r := range recs {
+		if !r.Attrs.IsControl() {
+			data = append(data, r)
+		}
+	}
 	backoff := 100 * time.Millisecond
-	for {
-		err := c.h(hctx, recs)
+	for len(data) > 0 {
+		err := c.h(hctx, data)
 		if err == nil {
 			break
 		}
-		log.Error("batch failed; retrying", "records", len(recs), "err", err, "retry_in", backoff)
+		log.Error("batch failed; retrying", "records", len(data), "err", err, "retry_in", backoff)
 		select {
 		case <-hctx.Done():
-			return fmt.Errorf("consumer %s: batch of %d not applied before shutdown: %w", c.cfg.Group, len(recs), err)
+			return fmt.Errorf("consumer %s: batch of %d not applied before shutdown: %w", c.cfg.Group, len(data), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)

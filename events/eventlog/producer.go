@@ -163,6 +163,9 @@ func (p *TxProducer) Publish(ctx context.Context, envs ...events.Envelope) error
 	return nil
 }
 
+// Client exposes the underlying client (for admin calls sharing the connection).
+func (p *TxProducer) Client() *kgo.Client { return p.cl }
+
 // Close closes the connection.
 func (p *TxProducer) Close() { p.cl.Close() }
 

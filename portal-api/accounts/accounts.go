@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/ksuid"
@@ -44,6 +45,9 @@ var (
 	ErrWrongPassword      = errors.New("the current password is not correct")
 	ErrPasswordSame       = errors.New("the new password is the current one")
 	ErrSecondFactorSet    = errors.New("2-step verification is already set up")
+	// ErrNotOwner: another process took over the accounts (it claimed
+	// the same transactional ID); this one writes nothing any more.
+	ErrNotOwner = errors.New("accounts are served by another process")
 )
 
 // Stages of a login. Only StageActive grants access to the portal.
@@ -62,6 +66,15 @@ type Mailer interface {
 // Publisher writes events and returns once Kafka acknowledged them.
 type Publisher interface {
 	Publish(ctx context.Context, envs ...events.Envelope) error
+}
+
+// Claimer is a Publisher that becomes the single writer when it claims
+// (eventlog.TxProducer): claiming fences any process that claimed before,
+// whose publishes then fail with eventlog.ErrFenced. The owner claims
+// before it reads the log, so the state it reads is final.
+type Claimer interface {
+	Publisher
+	Claim(ctx context.Context) error
 }
 
 // Config tunes the rules; zero values take the defaults.
@@ -130,6 +143,7 @@ type Service struct {
 	smsCode map[string]smsChallenge // account ID → pending code
 	kick    chan struct{}
 	ready   chan struct{}
+	fenced  atomic.Bool
 }
 
 type smsChallenge struct {
@@ -172,9 +186,28 @@ func (s *Service) State() *State { return s.state }
 // Ready is closed once the state has caught up with the log at start.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
+// Fenced reports whether another process took over the accounts: this one
+// then refuses every command with ErrNotOwner and is not ready.
+func (s *Service) Fenced() bool { return s.fenced.Load() }
+
 // Run follows the accounts topic and issues the accounts that registrations
 // and operator requests call for, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	if c, ok := s.pub.(Claimer); ok {
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := c.Claim(cctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("accounts: claiming the writer role", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- s.tail.Run(ctx, func(r *kgo.Record, e events.Envelope) {
@@ -269,7 +302,16 @@ func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 		envs = append(envs, e)
 		ids = append(ids, e.ID)
 	}
+	if s.fenced.Load() {
+		return ErrNotOwner
+	}
 	if err := s.pub.Publish(ctx, envs...); err != nil {
+		if errors.Is(err, eventlog.ErrFenced) {
+			if !s.fenced.Swap(true) {
+				s.log.Error("accounts: another process took over the accounts; this one writes nothing more", "err", err)
+			}
+			return fmt.Errorf("%w (%w)", ErrNotOwner, err)
+		}
 		return fmt.Errorf("accounts: publish: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, applyWait)
@@ -290,6 +332,9 @@ func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 }
 
 func (s *Service) issuePending(ctx context.Context) {
+	if s.fenced.Load() {
+		return // the owner now issues them
+	}
 	custs, reqs := s.state.pending()
 	for _, c := range custs {
 		if err := s.issue(ctx, c, events.RoleCustomerAdmin, "registration", ""); err != nil {

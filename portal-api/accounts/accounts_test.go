@@ -72,7 +72,13 @@ func newEnv(t *testing.T) *env {
 // read it. stop ends it (also at cleanup) and waits for Run to return.
 func (e *env) owner(cfg accounts.Config, sms accounts.SMSSender) (svc *accounts.Service, stop func()) {
 	e.t.Helper()
-	svc, err := accounts.New(cfg, e.kcfg, e.prod, e.mailer, sms, bytes.Repeat([]byte{7}, 32), nil)
+	return e.ownerWith(e.prod, cfg, sms)
+}
+
+// ownerWith is owner writing through pub.
+func (e *env) ownerWith(pub accounts.Publisher, cfg accounts.Config, sms accounts.SMSSender) (svc *accounts.Service, stop func()) {
+	e.t.Helper()
+	svc, err := accounts.New(cfg, e.kcfg, pub, e.mailer, sms, bytes.Repeat([]byte{7}, 32), nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -454,5 +460,61 @@ func TestUnlockRacingALockKeepsLogOrder(t *testing.T) {
 	if !reflect.DeepEqual(live, want) {
 		t.Fatalf("live owner: failures %d locked %v; the log says failures %d locked %v", live.Failures, live.Locked,
 			want.Failures, want.Locked)
+	}
+}
+
+// TestSecondOwnerFencesTheFirst: two portal processes both run an accounts
+// owner (a scale-out done wrong, or a restart while the old process
+// hangs). The one that starts second claims the transactional ID and
+// becomes the only writer: it has everything the first wrote, the first
+// refuses every command with ErrNotOwner and writes nothing more, and a
+// requested account is issued once, by the second.
+func TestSecondOwnerFencesTheFirst(t *testing.T) {
+	e := newEnv(t)
+	tx := func() *eventlog.TxProducer {
+		p, err := eventlog.NewTxProducer(e.kcfg, "t.accounts-owner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	ctx := context.Background()
+	first, _ := e.ownerWith(tx(), accounts.Config{}, &accounts.SMSSink{})
+	customer, loginID, password := e.register("owner@kato.example")
+	if _, err := first.Login(ctx, loginID, password, "192.0.2.1"); err != nil {
+		t.Fatalf("first owner, temporary login: %v", err)
+	}
+	second, _ := e.ownerWith(tx(), accounts.Config{}, &accounts.SMSSink{})
+	before := len(e.topic())
+
+	if _, err := first.Login(ctx, loginID, password, "192.0.2.1"); !errors.Is(err, accounts.ErrNotOwner) || !first.Fenced() {
+		t.Fatalf("fenced owner's login: %v (fenced %v), want ErrNotOwner", err, first.Fenced())
+	}
+	if _, err := first.Login(ctx, "nobody-at-all", "whatever-password", "192.0.2.1"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+		t.Errorf("fenced owner, unknown user: %v (nothing to write, the usual answer)", err)
+	}
+	if n := len(e.topic()); n != before {
+		t.Fatalf("the fenced owner wrote %d events", n-before)
+	}
+	// The second owner read the first one's login: the temporary password
+	// is spent.
+	if _, err := second.Login(ctx, loginID, password, "192.0.2.1"); !errors.Is(err, accounts.ErrInvalidCredentials) {
+		t.Fatalf("second owner, spent temporary password: %v", err)
+	}
+	if _, err := accounts.RequestAccount(ctx, e.prod, customer, events.RoleCustomerAdmin, "op_1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(func() bool { return len(second.State().Accounts(customer)) == 2 })
+	time.Sleep(200 * time.Millisecond) // room for a second issue, which must not come
+	issued := 0
+	for _, p := range e.topic() {
+		if _, ok := p.(*events.AccountIssued); ok {
+			issued++
+		}
+	}
+	if issued != 2 || first.Fenced() != true || second.Fenced() {
+		t.Fatalf("%d accounts issued (want 2: the first and the requested one); fenced: first %v, second %v",
+			issued, first.Fenced(), second.Fenced())
 	}
 }

@@ -400,6 +400,7 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		{accounts.ErrWrongPassword, http.StatusForbidden, "wrong_password"},
 		{accounts.ErrPasswordSame, http.StatusUnprocessableEntity, "password_same"},
 		{accounts.ErrSecondFactorSet, http.StatusConflict, "second_factor_set"},
+		{accounts.ErrNotOwner, http.StatusServiceUnavailable, "accounts_moved"},
 	}
 	for _, m := range codes {
 		if errors.Is(err, m.err) {
@@ -427,6 +428,7 @@ var messages = map[string][2]string{
 	"wrong_password":      {"現在のパスワードが正しくありません。", "The current password is not correct."},
 	"password_same":       {"新しいパスワードが現在のパスワードと同じです。別のパスワードにしてください。", "The new password is the current one; choose another."},
 	"second_factor_set":   {"2段階認証は既に設定されています。", "Two-step verification is already set up."},
+	"accounts_moved":      {"ただいまログインを受け付けられません。しばらくしてから再度お試しください。", "Logins are handled by another server right now; try again in a moment."},
 	"reauth_required":     {"続けるには、もう一度パスワードを入力してください。", "Enter your password again to continue."},
 	"login_required":      {"ログインしてください。", "Please log in."},
 	"cross_site":          {"他のサイトからのリクエストは受け付けません。", "Cross-site requests are refused."},

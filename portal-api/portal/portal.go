@@ -83,7 +83,17 @@ func routes(r *gin.Engine, d Deps) {
 	if a != nil {
 		operatorRoutes(r, d, a, dashboardRoutes(r, d, a))
 	}
-	adm := admin.Handler(d.Registry, map[string]admin.Check{"clickhouse": d.Conn.Ping})
+	checks := map[string]admin.Check{"clickhouse": d.Conn.Ping}
+	if d.Accounts != nil {
+		acc := d.Accounts
+		checks["accounts"] = func(context.Context) error {
+			if acc.Fenced() {
+				return accounts.ErrNotOwner
+			}
+			return nil
+		}
+	}
+	adm := admin.Handler(d.Registry, checks)
 	r.GET("/healthz", gin.WrapH(adm))
 	r.GET("/readyz", gin.WrapH(adm))
 	r.GET("/metrics", gin.WrapH(adm))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/services/notifier"
@@ -21,7 +22,10 @@ func (a *App) accounts() (*accounts.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	prod, err := eventlog.NewProducer(a.p.Kafka)
+	// One transactional ID for every portal process: the owner that starts
+	// last fences the others, which then refuse account commands (503)
+	// and report not ready, so two owners never both write.
+	prod, err := eventlog.NewTxProducer(a.p.Kafka, a.p.Kafka.Topic(events.TopicAccounts)+".owner")
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ const (
 	TypeAccountSecondFactorChanged    = "mimamori.account.second_factor_changed.v1"
 	TypeAccountPasswordResetRequested = "mimamori.account.password_reset_requested.v1"
 	TypeAccountLoggedOut              = "mimamori.account.logged_out.v1"
+	TypeOperatorViewedCustomer        = "mimamori.account.operator_viewed_customer.v1"
 )
 
 // StepReauthentication is the login step of a logged-in user who enters
@@ -41,7 +42,7 @@ const (
 func accountTypes() []string {
 	return []string{TypeAccountIssued, TypeAccountRequested, TypeAccountPasswordChanged, TypeAccountLoginSucceeded,
 		TypeAccountLoginFailed, TypeAccountLocked, TypeAccountUnlocked, TypeAccountSecondFactorChanged,
-		TypeAccountPasswordResetRequested, TypeAccountLoggedOut}
+		TypeAccountPasswordResetRequested, TypeAccountLoggedOut, TypeOperatorViewedCustomer}
 }
 
 func newAccountPayload(typ string) (Payload, bool) {
@@ -66,6 +67,8 @@ func newAccountPayload(typ string) (Payload, bool) {
 		return &AccountPasswordResetRequested{}, true
 	case TypeAccountLoggedOut:
 		return &AccountLoggedOut{}, true
+	case TypeOperatorViewedCustomer:
+		return &OperatorViewedCustomer{}, true
 	}
 	return nil, false
 }
@@ -342,5 +345,36 @@ func (a *AccountLoggedOut) Validate() error {
 	var v validator
 	v.account(a.CustomerID, a.AccountID)
 	v.time("logged_out_at", a.LoggedOutAt)
+	return v.err()
+}
+
+// OperatorViewedCustomer records an operator reading a customer's data in
+// the portal (its accounts, dashboards, an alert), written before the data
+// is shown: the customer's own audit trail of who at the operations team
+// looked at what. Keyed by the customer viewed; the operator is an account
+// of the operator's organisation.
+type OperatorViewedCustomer struct {
+	CustomerID         string    `json:"customer_id"`
+	OperatorCustomerID string    `json:"operator_customer_id"`
+	OperatorAccountID  string    `json:"operator_account_id"`
+	Route              string    `json:"route"`  // the API route, e.g. /api/v1/operator/customers/:customer/alerts/:id
+	Object             string    `json:"object"` // the alert ID of a detail, else ""
+	SourceIP           string    `json:"source_ip"`
+	ViewedAt           time.Time `json:"viewed_at"`
+}
+
+func (*OperatorViewedCustomer) EventType() string { return TypeOperatorViewedCustomer }
+func (*OperatorViewedCustomer) Topic() string     { return TopicAccounts }
+func (o *OperatorViewedCustomer) Key() string     { return o.CustomerID }
+func (o *OperatorViewedCustomer) Validate() error {
+	var v validator
+	v.required("customer_id", o.CustomerID)
+	v.max("customer_id", o.CustomerID, maxShort)
+	v.account(o.OperatorCustomerID, o.OperatorAccountID)
+	v.required("route", o.Route)
+	v.max("route", o.Route, maxShort)
+	v.max("object", o.Object, maxShort)
+	v.ip("source_ip", o.SourceIP, false)
+	v.time("viewed_at", o.ViewedAt)
 	return v.err()
 }

@@ -38,16 +38,38 @@ func operatorRoutes(r *gin.Engine, d Deps, a *authAPI, dash *dashAPI) {
 	g.GET("/customers", o.customers)
 	g.POST("/notices", o.publishNotice)
 	cg := g.Group("/customers/:customer", o.customer)
-	cg.GET("/accounts", o.accounts)
+	cg.GET("/accounts", o.audit, o.accounts)
 	cg.POST("/accounts", o.requestAccount)
 	cg.POST("/accounts/:account/unlock", o.unlock)
 	// One customer's dashboards, read as that customer would: the customer
 	// comes from the path of these routes only, never from a customer route.
-	cg.GET("/summary", dash.summary)
-	cg.GET("/alerts", dash.alerts)
-	cg.GET("/alerts/:id", dash.alert)
-	cg.GET("/devices", dash.devices)
-	cg.GET("/notices", dash.notices)
+	cg.GET("/summary", o.audit, dash.summary)
+	cg.GET("/alerts", o.audit, dash.alerts)
+	cg.GET("/alerts/:id", o.audit, dash.alert)
+	cg.GET("/devices", o.audit, dash.devices)
+	cg.GET("/notices", o.audit, dash.notices)
+}
+
+// audit records the operator's read of a customer's data before it is
+// served (OperatorViewedCustomer); no record, no data.
+func (o *opAPI) audit(c *gin.Context) {
+	op := operatorOf(c)
+	p := &events.OperatorViewedCustomer{CustomerID: c.GetString(viewedCustomer), OperatorCustomerID: op.CustomerID,
+		OperatorAccountID: op.AccountID, Route: c.FullPath(), Object: c.Param("id"), SourceIP: c.ClientIP(),
+		ViewedAt: o.dash.st.Now().UTC()}
+	if len(p.Object) > 64 {
+		notFound(c) // no alert has such an ID
+		return
+	}
+	e, err := events.New(operatorSource+op.AccountID, p, o.dash.st.Now())
+	if err == nil {
+		err = o.deps.Accounts.Publisher().Publish(c.Request.Context(), e)
+	}
+	if err != nil {
+		o.a.fail(c, err)
+		return
+	}
+	c.Next()
 }
 
 // operatorOnly admits sessions whose account has the operator role, both

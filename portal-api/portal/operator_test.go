@@ -309,6 +309,33 @@ func TestOperatorAPI(t *testing.T) {
 	if !requested || !unlocked {
 		t.Errorf("audit events: requested %v, unlocked %v", requested, unlocked)
 	}
+	// Every read of a customer's data is recorded first, in that customer's
+	// audit trail: which route, which alert, by which operator account.
+	const base = "/api/v1/operator/customers/:customer"
+	views := map[string]int{}
+	for _, e := range d.records(events.TopicAccounts) {
+		p, err := events.Decode(e)
+		if err != nil {
+			continue
+		}
+		if v, ok := p.(*events.OperatorViewedCustomer); ok {
+			if v.OperatorAccountID != opAcc || v.OperatorCustomerID != opsCust || v.SourceIP == "" || e.Subject != v.CustomerID {
+				t.Errorf("view recorded as %+v (subject %s)", v, e.Subject)
+			}
+			views[v.CustomerID+" "+strings.TrimPrefix(v.Route, base)+" "+v.Object]++
+		}
+	}
+	for _, want := range []string{d.custA + " /summary ", d.custA + " /alerts ", d.custA + " /alerts/:id " + d.alertB.ID,
+		d.custB + " /alerts/:id " + d.alertB.ID, d.custA + " /devices ", d.custA + " /notices ", d.custA + " /accounts "} {
+		if views[want] == 0 {
+			t.Errorf("no audit record of %q; recorded: %v", want, views)
+		}
+	}
+	for k := range views {
+		if strings.HasPrefix(k, "cu_nobody") {
+			t.Errorf("a view of an unknown customer was recorded: %q", k)
+		}
+	}
 	// And the notices reach the customer's dashboard once projected.
 	d.envelope = ops
 	d.flush()

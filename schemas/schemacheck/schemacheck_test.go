@@ -43,6 +43,7 @@ var goTypes = map[string]any{
 	events.TypeAccountLoginFailed:            events.AccountLoginFailed{},
 	events.TypeAccountLocked:                 events.AccountLocked{},
 	events.TypeAccountUnlocked:               events.AccountUnlocked{},
+	events.TypeOperatorViewedCustomer:        events.OperatorViewedCustomer{},
 	events.TypeAccountSecondFactorChanged:    events.AccountSecondFactorChanged{},
 	events.TypeAccountPasswordResetRequested: events.AccountPasswordResetRequested{},
 	events.TypeAccountLoggedOut:              events.AccountLoggedOut{},

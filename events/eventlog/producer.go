@@ -42,15 +42,24 @@ func NewProducer(cfg Config, extra ...kgo.Opt) (*Producer, error) {
 // every one of them, or the first error. Each envelope goes to the topic
 // of its type.
 func (p *Producer) Publish(ctx context.Context, envs ...events.Envelope) error {
+	recs, err := records(p.cfg, envs)
+	if err != nil {
+		return err
+	}
+	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// records makes each envelope a record of the topic of its type.
+func records(cfg Config, envs []events.Envelope) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(envs))
 	for _, e := range envs {
 		base, ok := events.TopicOf(e.Type)
 		if !ok {
-			return fmt.Errorf("publish %s: %w %q", e.ID, events.ErrUnknownType, e.Type)
+			return nil, fmt.Errorf("publish %s: %w %q", e.ID, events.ErrUnknownType, e.Type)
 		}
-		recs = append(recs, ToRecord(p.cfg.Topic(base), e))
+		recs = append(recs, ToRecord(cfg.Topic(base), e))
 	}
-	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+	return recs, nil
 }
 
 // Ping checks that a broker answers.
@@ -134,13 +143,9 @@ func (p *TxProducer) Claim(ctx context.Context) error {
 // Publish writes the envelopes in one transaction: all of them are
 // committed, or none is visible to readers.
 func (p *TxProducer) Publish(ctx context.Context, envs ...events.Envelope) error {
-	recs := make([]*kgo.Record, 0, len(envs))
-	for _, e := range envs {
-		base, ok := events.TopicOf(e.Type)
-		if !ok {
-			return fmt.Errorf("publish %s: %w %q", e.ID, events.ErrUnknownType, e.Type)
-		}
-		recs = append(recs, ToRecord(p.cfg.Topic(base), e))
+	recs, err := records(p.cfg, envs)
+	if err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -74,7 +74,7 @@ func TestAlertsReachTheQueueWithoutClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := capture.ReadFiles(context.Background(), []string{p}, false, func(d []byte, ts time.Time, w int) { a.Process(d, ts, w) }); err != nil {
+	if _, err := capture.ReadFiles(context.Background(), []string{p}, false, func(d []byte, ts time.Time, w int) { a.Process(d, ts, w) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	// No Tick and no Close: the alerts whose fold window closed were

@@ -311,7 +311,7 @@ func BenchmarkAgentProcess(b *testing.B) {
 	_ = os.WriteFile(path, capBuf.Bytes(), 0o644)
 	if _, err := capture.ReadFiles(context.Background(), []string{path}, false, func(d []byte, ts time.Time, wire int) {
 		frames = append(frames, frame{append([]byte(nil), d...), ts, wire})
-	}); err != nil {
+	}, nil); err != nil {
 		b.Fatal(err)
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)

@@ -32,10 +32,25 @@ var ErrNotCapture = errors.New("not a pcap or pcapng file")
 
 // ReadFiles reads every file in order and hands each Ethernet frame to h.
 // With realtime, frames are delivered at the pace of their timestamps.
+// tick, when not nil, is called with a frame's timestamp, after h, each
+// time the capture's clock has moved a second or more since the last call
+// (as Live calls it on the wall clock), so that fold windows close and
+// counters are published while a long file is read, not only at its end.
 // A truncated last record ends that file without error (a capture cut
 // short by a crash is still read); an unreadable file is an error.
-func ReadFiles(ctx context.Context, paths []string, realtime bool, h Handler) (FileStats, error) {
+func ReadFiles(ctx context.Context, paths []string, realtime bool, h Handler, tick func(time.Time)) (FileStats, error) {
 	var st FileStats
+	if tick != nil {
+		var last time.Time
+		inner := h
+		h = func(data []byte, ts time.Time, wire int) {
+			inner(data, ts, wire)
+			if d := ts.Sub(last); d >= time.Second || d < 0 {
+				last = ts
+				tick(ts)
+			}
+		}
+	}
 	for _, p := range paths {
 		if err := readFile(ctx, p, realtime, h, &st); err != nil {
 			return st, err

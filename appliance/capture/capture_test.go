@@ -43,7 +43,7 @@ func readAll(t *testing.T, ctx context.Context, realtime bool, paths ...string) 
 	var got []frame
 	st, err := capture.ReadFiles(ctx, paths, realtime, func(d []byte, ts time.Time, wire int) {
 		got = append(got, frame{ts, wire, append([]byte(nil), d...)})
-	})
+	}, nil)
 	return got, st, err
 }
 
@@ -107,7 +107,7 @@ func TestRecordedSpeedWaitsForTimestamps(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var n int
-	_, err = capture.ReadFiles(ctx, []string{p}, true, func([]byte, time.Time, int) { n++; cancel() })
+	_, err = capture.ReadFiles(ctx, []string{p}, true, func([]byte, time.Time, int) { n++; cancel() }, nil)
 	if !errors.Is(err, context.Canceled) || n != 1 {
 		t.Fatalf("recorded speed: %d frames delivered, err %v; want 1 and context.Canceled", n, err)
 	}
@@ -146,5 +146,41 @@ func TestBadInputIsCountedNotFatal(t *testing.T) {
 	_ = os.WriteFile(junk, []byte("this is not a capture file at all"), 0o644)
 	if _, _, err := readAll(t, context.Background(), false, junk); !errors.Is(err, capture.ErrNotCapture) {
 		t.Fatalf("junk file: %v; want ErrNotCapture", err)
+	}
+}
+
+// While a file is read, tick follows the capture's clock: once per second
+// of capture time, after the frames up to then, with their timestamp, so a
+// long file publishes counters and closes fold windows as it goes.
+func TestReadFilesTicksOnCaptureTime(t *testing.T) {
+	p, _ := writeCapture(t, "slow.pcap", pcapgen.Config{Seed: 3, Packets: 200, Gap: 25 * time.Millisecond}) // ~5 s of traffic
+	var first, last time.Time
+	frames := 0
+	type tickAt struct {
+		ts     time.Time
+		frames int
+	}
+	var ticks []tickAt
+	_, err := capture.ReadFiles(context.Background(), []string{p}, false, func(_ []byte, ts time.Time, _ int) {
+		if first.IsZero() {
+			first = ts
+		}
+		last = ts
+		frames++
+	}, func(ts time.Time) { ticks = append(ticks, tickAt{ts, frames}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := last.Sub(first)
+	if span < 3*time.Second {
+		t.Fatalf("the capture spans %s; the test needs seconds", span)
+	}
+	if want := int(span/time.Second) + 1; len(ticks) < want-1 || len(ticks) > want+1 {
+		t.Fatalf("%d ticks over %s of capture time, want about %d", len(ticks), span, want)
+	}
+	for i, tk := range ticks {
+		if tk.frames == 0 || (i > 0 && (tk.ts.Sub(ticks[i-1].ts) < time.Second || tk.frames <= ticks[i-1].frames)) {
+			t.Fatalf("tick %d at %s after %d frames (previous %+v)", i, tk.ts, tk.frames, ticks[max(i-1, 0)])
+		}
 	}
 }

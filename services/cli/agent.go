@@ -161,7 +161,7 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		var st capture.FileStats
-		st, capErr = capture.ReadFiles(ctx, reads, *speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) })
+		st, capErr = capture.ReadFiles(ctx, reads, *speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
 		skipped = st.Skipped
 	}
 	elapsed := time.Since(start)

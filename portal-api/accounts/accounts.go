@@ -33,6 +33,7 @@ const Source = "mimamori/accounts"
 var (
 	ErrInvalidCredentials = errors.New("invalid user ID or password")
 	ErrThrottled          = errors.New("too many attempts; wait and try again")
+	ErrSMSThrottled       = fmt.Errorf("%w: too many codes sent to this account", ErrThrottled)
 	ErrInvalidCode        = errors.New("invalid or expired code")
 	ErrPasswordTooShort   = fmt.Errorf("password shorter than %d characters", MinPasswordLen)
 	ErrPasswordTooLong    = fmt.Errorf("password longer than %d characters", MaxPasswordLen)
@@ -48,7 +49,23 @@ var (
 	// ErrNotOwner: another process took over the accounts (it claimed
 	// the same transactional ID); this one writes nothing any more.
 	ErrNotOwner = errors.New("accounts are served by another process")
+	// ErrNowLocked is wrapped, beside the usual error of the step, by the
+	// failure that hard-locked the account: a session whose guess it was
+	// ends (the portal). A login answers exactly as before.
+	ErrNowLocked = errors.New("this failure locked the account")
 )
+
+// WaitError is a refusal that passes with time: Wait says when the next
+// try is allowed (the portal's Retry-After).
+type WaitError struct {
+	Err  error
+	Wait time.Duration
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("%v (next in %s)", e.Err, e.Wait.Round(time.Second))
+}
+func (e *WaitError) Unwrap() error { return e.Err }
 
 // Stages of a login. Only StageActive grants access to the portal.
 const (
@@ -86,6 +103,10 @@ type Config struct {
 	ThrottleBase    time.Duration // first delay: 1 s, doubling
 	SMSCodeTTL      time.Duration // 5 min
 	ResetTTL        time.Duration // 1 h
+	ResetsPerID     int           // reset mails per login ID (known or not) an hour: 3
+	ResetsPerIP     int           // reset requests per source address an hour: 20
+	SMSInterval     time.Duration // between two codes to an account while the last is unused: 1 min
+	SMSPerDay       int           // codes sent to an account in 24 h: 10
 	PortalURL       string        // base of links in mail
 	Issuer          string        // TOTP issuer shown in authenticator apps
 	Now             func() time.Time
@@ -113,6 +134,18 @@ func (c *Config) defaults() {
 	if c.ResetTTL <= 0 {
 		c.ResetTTL = time.Hour
 	}
+	if c.ResetsPerID <= 0 {
+		c.ResetsPerID = 3
+	}
+	if c.ResetsPerIP <= 0 {
+		c.ResetsPerIP = 20
+	}
+	if c.SMSInterval <= 0 {
+		c.SMSInterval = time.Minute
+	}
+	if c.SMSPerDay <= 0 {
+		c.SMSPerDay = 10
+	}
 	if c.Issuer == "" {
 		c.Issuer = "mimamori"
 	}
@@ -135,12 +168,17 @@ type Service struct {
 	dummy    string
 	idLim    *limiter
 	ipLim    *limiter
+	resetID  *window // reset mails per login ID
+	resetIP  *window // reset requests per source address
+	smsLim   *window // codes per account
+	lat      latencies
 
 	mu      sync.Mutex
 	owners  map[string]*sync.Mutex // one per customer: commands never race
 	loginMu sync.Mutex             // login IDs are unique across customers
 	smsMu   sync.Mutex
 	smsCode map[string]smsChallenge // account ID → pending code
+	resets  chan string             // account IDs to mail a reset link to
 	kick    chan struct{}
 	ready   chan struct{}
 	fenced  atomic.Bool
@@ -174,9 +212,13 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 	}
 	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: NewState(), tail: tail, log: logger,
 		breached: loadBreached(), dummy: hashPassword(randomText(24)),
-		idLim:  newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		ipLim:  newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		owners: map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
+		idLim:   newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		ipLim:   newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		resetID: newWindow(cfg.ResetsPerID, resetWindow, 0),
+		resetIP: newWindow(cfg.ResetsPerIP, resetWindow, 0),
+		smsLim:  newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
+		resets:  make(chan string, 256),
+		owners:  map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
 }
 
@@ -241,6 +283,9 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Warn("accounts: catching up with the log", "err", err)
 	}
 	close(s.ready)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.mailResets(ctx) })
+	defer wg.Wait()
 	tick := time.NewTicker(30 * time.Second) // retries issues that failed
 	defer tick.Stop()
 	for {
@@ -291,6 +336,7 @@ const applyWait = 5 * time.Second
 // Only if the tail does not deliver them in time (or ctx ends) are they
 // applied at once (the tail's copy is then skipped by event ID).
 func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
+	start := time.Now()
 	now := s.cfg.Now()
 	envs := make([]events.Envelope, 0, len(ps))
 	ids := make([]string, 0, len(ps))
@@ -318,15 +364,20 @@ func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 	err := s.state.waitApplied(wctx, ids)
 	cancel()
 	if err == nil {
+		s.lat.add(time.Since(start))
 		return nil
 	}
-	if ctx.Err() == nil {
+	lagged := ctx.Err() == nil
+	if lagged {
 		s.log.Warn("accounts: the tail is behind; applying own events at once", "wait", applyWait)
 	}
 	for _, e := range envs {
 		if err := s.state.Apply(e); err != nil {
 			return err
 		}
+	}
+	if lagged { // a slow write is one an unknown user's failure must mimic too
+		s.lat.add(time.Since(start))
 	}
 	return nil
 }
@@ -459,10 +510,14 @@ func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Prin
 	if err != nil {
 		return Principal{}, err
 	}
+	// Failures that write nothing (an unknown user, a locked account)
+	// then wait as long as a recent write took: a wrong password writes
+	// login_failed, and the answer must not tell them apart by its time.
 	found, ok := s.state.ByLogin(loginID)
 	if !ok {
 		verifyPassword(s.dummy, password)
 		fail()
+		s.lat.wait(ctx)
 		return Principal{}, ErrInvalidCredentials
 	}
 	defer s.owner(found.CustomerID)()
@@ -470,6 +525,7 @@ func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Prin
 	good := verifyPassword(a.PasswordHash, password)
 	if a.Locked {
 		fail()
+		s.lat.wait(ctx)
 		return Principal{}, ErrInvalidCredentials
 	}
 	reason := "wrong_password"
@@ -509,13 +565,17 @@ func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string
 	if err := s.publish(ctx, ps...); err != nil {
 		return err
 	}
+	err := ErrInvalidCredentials
 	switch step {
 	case "second_factor":
-		return ErrInvalidCode
+		err = ErrInvalidCode
 	case events.StepReauthentication:
-		return ErrWrongPassword
+		err = ErrWrongPassword
 	}
-	return ErrInvalidCredentials
+	if n >= s.cfg.LockAfter {
+		return fmt.Errorf("%w (%w)", err, ErrNowLocked)
+	}
+	return err
 }
 
 // reauthenticate checks the password a logged-in user entered again before
@@ -630,10 +690,63 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 	return s.publish(ctx, &events.AccountLoggedOut{CustomerID: p.CustomerID, AccountID: p.AccountID, LoggedOutAt: s.cfg.Now().UTC()})
 }
 
-// RequestReset mails a single-use reset link to the customer's registered
-// address. It answers the same whether the user exists or not.
-func (s *Service) RequestReset(ctx context.Context, loginID string) error {
+// resetWindow is the period of the reset caps (Config.ResetsPerID and
+// ResetsPerIP): the life of a reset link, so a customer whose mailbox an
+// attacker filled up to the cap holds links that still work.
+const resetWindow = time.Hour
+
+// RequestReset asks for a single-use reset link mailed to the customer's
+// registered address. It answers nothing and at once, whether the user
+// exists or not and whether the request was throttled: the owner's loop
+// (Run) writes the event and sends the mail afterwards, so that not even
+// the time of the answer tells. Within an hour, a source address gets
+// Config.ResetsPerIP requests and a login ID (known or not)
+// Config.ResetsPerID mails; the requests beyond send nothing.
+func (s *Service) RequestReset(loginID, ip string) {
+	if !s.resetAllowed(loginID, ip, s.cfg.Now()) {
+		s.log.Debug("password reset request throttled", "source", ip)
+		return
+	}
 	a, ok := s.state.ByLogin(loginID)
+	if !ok {
+		return
+	}
+	select {
+	case s.resets <- a.ID:
+	default:
+		s.log.Warn("password reset dropped: too many waiting", "account", a.ID)
+	}
+}
+
+// resetAllowed checks a reset request against the caps of its source
+// address, which counts every request it lets through, and of its login
+// ID, which counts only those that then send a mail: a flood of one ID
+// uses up its source's allowance, while the ID's own cap frees up as
+// soon as its mails age out.
+func (s *Service) resetAllowed(loginID, ip string, now time.Time) bool {
+	return s.resetIP.take(ip, now) == 0 && s.resetID.take(strings.ToLower(loginID), now) == 0
+}
+
+// mailResets sends the reset links RequestReset asked for, in order,
+// until ctx ends (requests still waiting then are dropped: the user asks
+// again).
+func (s *Service) mailResets(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.resets:
+			mctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := s.mailReset(mctx, id); err != nil {
+				s.log.Error("password reset mail failed", "account", id, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (s *Service) mailReset(ctx context.Context, accountID string) error {
+	a, ok := s.state.Account(accountID)
 	if !ok {
 		return nil
 	}
@@ -642,6 +755,7 @@ func (s *Service) RequestReset(ctx context.Context, loginID string) error {
 	if !ok {
 		return nil
 	}
+	a, _ = s.state.Account(accountID) // the login ID as it is now
 	now := s.cfg.Now()
 	token := randomText(32)
 	exp := now.Add(s.cfg.ResetTTL).UTC()

@@ -226,6 +226,15 @@ func (e *env) onProduce(f func()) {
 	})
 }
 
+// slowProduce makes the broker answer every produce d late, like a
+// replicated cluster across a network rather than one in this process.
+func (e *env) slowProduce(d time.Duration) {
+	e.kafka.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.kafka.SleepControl(func() { time.Sleep(d) })
+		return nil, nil, false // then served as usual, and kept for the next
+	})
+}
+
 // outcomes counts the results of concurrent calls by error ("ok" for nil).
 type outcomes struct {
 	mu sync.Mutex
@@ -516,5 +525,67 @@ func TestSecondOwnerFencesTheFirst(t *testing.T) {
 	if issued != 2 || first.Fenced() != true || second.Fenced() {
 		t.Fatalf("%d accounts issued (want 2: the first and the requested one); fenced: first %v, second %v",
 			issued, first.Fenced(), second.Fenced())
+	}
+}
+
+// quartiles are the first, second (median) and third quartiles.
+func quartiles(ds []time.Duration) (q1, median, q3 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/4], s[len(s)/2], s[3*len(s)/4]
+}
+
+// Issue 4: "the same response and timing for an unknown user and a wrong
+// password". A wrong password writes login_failed (a produce, then the
+// owner's tail applies it); an unknown user writes nothing, and waits as
+// long as one of the owner's recent writes took. The broker here answers
+// produces 20 ms late, as a replicated cluster over a network does:
+// argon2's jitter does not hide that. The attempts alternate between the
+// two, so load that comes and goes weighs on both alike; the median of the
+// paired differences must be small against their spread (no wall-clock
+// bound).
+func TestUnknownUserTakesAsLongAsAWrongPassword(t *testing.T) {
+	e := newEnv(t)
+	e.slowProduce(20 * time.Millisecond)
+	svc, _ := e.owner(accounts.Config{FreeFailures: 1 << 20, IPFreeFailures: 1 << 20, LockAfter: 1 << 20}, &accounts.SMSSink{})
+	_, known, _ := e.register("a@timing.example")
+	ctx := context.Background()
+	attempt := func(loginID string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		_, err := svc.Login(ctx, loginID, "not the password at all", "192.0.2.1")
+		d := time.Since(start)
+		if !errors.Is(err, accounts.ErrInvalidCredentials) {
+			t.Fatalf("login as %s: %v, want ErrInvalidCredentials", loginID, err)
+		}
+		return d
+	}
+	for range 5 { // the owner has written a few times
+		attempt(known)
+	}
+	const pairs = 60
+	var wrong, unknown, diff []time.Duration
+	slower := 0
+	for i := range pairs {
+		var w, u time.Duration
+		if i%2 == 0 {
+			w, u = attempt(known), attempt("nobody-at-all")
+		} else {
+			u, w = attempt("nobody-at-all"), attempt(known)
+		}
+		wrong, unknown, diff = append(wrong, w), append(unknown, u), append(diff, w-u)
+		if w > u {
+			slower++
+		}
+	}
+	_, mw, _ := quartiles(wrong)
+	_, mu, _ := quartiles(unknown)
+	q1, md, q3 := quartiles(diff)
+	t.Logf("%d pairs: median wrong password %v, unknown user %v; paired differences median %v, IQR %v; the wrong password slower in %d",
+		pairs, mw.Round(10*time.Microsecond), mu.Round(10*time.Microsecond), md.Round(10*time.Microsecond),
+		(q3 - q1).Round(10*time.Microsecond), slower)
+	if md.Abs() > (q3-q1)/2 {
+		t.Errorf("a wrong password answers %v later than an unknown user (median of %d paired differences), more than half their spread (IQR %v)",
+			md, pairs, q3-q1)
 	}
 }

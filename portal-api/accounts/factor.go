@@ -134,7 +134,17 @@ func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
 	return s.sendCode(ctx, a.ID, "login", phone)
 }
 
+// sendCode sends a fresh code, within the account's caps: every message
+// costs money, and an enrolment chooses the number, so a script could pump
+// messages to numbers that pay their operator. An account gets a code at
+// most once per Config.SMSInterval while the last one is unused, and at
+// most Config.SMSPerDay in 24 hours, whichever purpose and session asks.
+// A refused send is a *WaitError of ErrSMSThrottled; a send the gateway
+// fails still counts.
 func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string) error {
+	if wait := s.smsLim.take(accountID, s.cfg.Now()); wait > 0 {
+		return &WaitError{Err: ErrSMSThrottled, Wait: wait}
+	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
 		return err
@@ -172,6 +182,7 @@ func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
 		return "", false
 	}
 	delete(s.smsCode, accountID)
+	s.smsLim.used(accountID) // the next code is no repeat of this one
 	return c.phone, true
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -139,12 +141,14 @@ func (e *env) register(email string) (customerID, loginID, password string) {
 type client struct {
 	e      *env
 	cookie string
+	hc     *http.Client // nil: http.DefaultClient
 }
 
 type reply struct {
 	status int
 	body   map[string]any
 	raw    string
+	header http.Header
 }
 
 func (c *client) do(method, path string, body any, hdr ...string) reply {
@@ -164,7 +168,11 @@ func (c *client) do(method, path string, body any, hdr ...string) reply {
 	if c.cookie != "" {
 		req.AddCookie(&http.Cookie{Name: portal.SessionCookie, Value: c.cookie})
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		c.e.t.Fatal(err)
 	}
@@ -180,7 +188,7 @@ func (c *client) do(method, path string, body any, hdr ...string) reply {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
 	c.e.validate(req, resp, buf.Bytes())
-	r := reply{status: resp.StatusCode, raw: buf.String()}
+	r := reply{status: resp.StatusCode, raw: buf.String(), header: resp.Header}
 	_ = json.Unmarshal(buf.Bytes(), &r.body)
 	return r
 }
@@ -738,4 +746,205 @@ func TestMailLinksOpenTheApplication(t *testing.T) {
 			t.Errorf("GET %s: Referrer-Policy %q, want %q", path, got, wantPolicy)
 		}
 	}
+}
+
+// from is a client whose connections leave from ip (every 127.0.0.0/8
+// address is local on Linux): another source address for the throttling.
+func (e *env) from(ip string) *client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	e.t.Cleanup(tr.CloseIdleConnections)
+	return &client{e: e, hc: &http.Client{Transport: tr}}
+}
+
+// resetMails counts the reset mails to an address.
+func (e *env) resetMails(to string) int {
+	n := 0
+	for _, m := range e.box.Messages() {
+		if len(m.To) == 1 && m.To[0] == to && strings.Contains(m.Body, "/reset#token=") {
+			n++
+		}
+	}
+	return n
+}
+
+// Password-reset requests cannot flood a customer's mailbox: one user ID
+// (known or not, in any letter case) gets at most 3 mails an hour, one
+// source address at most 20 requests an hour. Every answer is the same
+// 202, whether the user exists and whether a mail went out.
+func TestPasswordResetRequestsAreThrottled(t *testing.T) {
+	e := newEnv(t)
+	e.activeClient("a@flood.example", "flood-user")
+	e.activeClient("b@flood.example", "other-user")
+	e.activeClient("c@flood.example", "barrier-user")
+	answers := map[string]int{}
+	ask := func(c *client, loginID string) {
+		t.Helper()
+		r := c.do("POST", "/api/v1/password-reset", map[string]string{"login_id": loginID})
+		answers[fmt.Sprintf("%d %s", r.status, r.raw)]++
+	}
+	here, there := e.from("127.0.0.1"), e.from("127.0.0.2")
+	// The mails leave in the order asked: once barrier-user's n-th has
+	// arrived, every request before it is done with.
+	barriers := 0
+	settled := func() {
+		t.Helper()
+		barriers++
+		ask(there, "barrier-user")
+		waitFor(t, func() bool { return e.resetMails("c@flood.example") == barriers })
+	}
+	mails := func(to string, n int) {
+		t.Helper()
+		if got := e.resetMails(to); got != n {
+			t.Fatalf("%d reset mails to %s, want %d", got, to, n)
+		}
+	}
+
+	for i := range 8 {
+		ask(here, []string{"flood-user", "FLOOD-User"}[i%2])
+		if i%2 == 0 {
+			ask(here, "no-such-user")
+		}
+	}
+	settled()
+	mails("a@flood.example", 3)
+	// Up to 20 requests from one address, then nothing more from it, even
+	// for a user ID under its own cap; another address still gets through.
+	for i := range 8 {
+		ask(here, fmt.Sprintf("nobody-%d", i))
+	}
+	ask(here, "other-user")
+	ask(there, "other-user")
+	settled()
+	mails("b@flood.example", 1)
+	// An hour later the oldest mails have aged out of the cap (and their
+	// links expired).
+	e.clock.Add(time.Hour)
+	ask(here, "flood-user")
+	settled()
+	mails("a@flood.example", 4)
+
+	if len(answers) != 1 {
+		t.Fatalf("answers differ: %v", answers)
+	}
+	for a := range answers {
+		if !strings.HasPrefix(a, "202 ") {
+			t.Fatalf("answer %s, want 202", a)
+		}
+	}
+}
+
+// SMS codes cost money, and an enrolment sends them to any number (SMS
+// pumping). An account gets a code at most once a minute while the last
+// one is unused and at most 10 in 24 hours, one session at most 5; a
+// refusal is 429 throttled, says when to ask again, and sends nothing.
+func TestSMSSendsAreThrottled(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@pump.example", "pump-user")
+	sent := 0
+	check := func(r reply, status int, retryAfter string) {
+		t.Helper()
+		want(t, r, status, "")
+		if status == 202 {
+			sent++
+		} else {
+			// The account's caps pass with time, the session's with a new login.
+			say := map[bool]string{true: "wait before asking for another", false: "log in again"}[retryAfter != ""]
+			msg, _ := r.body["message"].(string)
+			if r.body["error"] != "throttled" || r.header.Get("Retry-After") != retryAfter || !strings.Contains(msg, say) {
+				t.Fatalf("refusal %s with Retry-After %q, want throttled saying %q and %q", r.raw, r.header.Get("Retry-After"), say, retryAfter)
+			}
+		}
+		if got := len(e.sms.Messages()); got != sent {
+			t.Fatalf("%d messages at the gateway, want %d", got, sent)
+		}
+	}
+	enrol := func(c *client, status int, retryAfter string) {
+		t.Helper()
+		// A new number every time, as a pump would.
+		check(c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": fmt.Sprintf("+8190%08d", sent)},
+			"Accept-Language", "en"), status, retryAfter)
+	}
+	login := func() *client {
+		t.Helper()
+		c, r := e.login("pump-user", pw)
+		want(t, r, 200, "")
+		return c
+	}
+
+	enrol(c, 202, "")
+	enrol(c, 429, "60")
+	e.clock.Add(30 * time.Second)
+	enrol(c, 429, "30")
+	for range 4 {
+		e.clock.Add(30 * time.Second)
+		enrol(c, 202, "")
+		e.clock.Add(30 * time.Second)
+	}
+	e.clock.Add(30 * time.Second)
+	enrol(c, 429, "") // the account may have one now, this session had 5: log in again
+	c = login()
+	for range 5 {
+		enrol(c, 202, "")
+		e.clock.Add(time.Minute)
+	}
+	// 10 in 24 hours, sent over 10 minutes: the first ages out in 23 h 50 min.
+	enrol(login(), 429, strconv.Itoa(int((24*time.Hour - 10*time.Minute).Seconds())))
+	e.clock.Add(24 * time.Hour)
+	c = login()
+	enrol(c, 202, "")
+	code := regexp.MustCompile(`\d{6}`).FindString(e.sms.Messages()[sent-1].Body)
+	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": code}), 200, "")
+
+	// The login code: the enrolment code was used, so no wait; a repeat
+	// within the minute is refused.
+	c = login()
+	check(c.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}, "Accept-Language", "en"), 202, "")
+	check(c.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}, "Accept-Language", "en"), 429, "60")
+	code = regexp.MustCompile(`\d{6}`).FindString(e.sms.Messages()[sent-1].Body)
+	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code}), 200, "")
+}
+
+// A hard lock reached by failures inside a session (a wrong current
+// password, a wrong second-factor code) ends that session: whoever holds
+// it is guessing. One reached by login failures, which anyone who knows
+// the user ID can cause, ends none: it does not log the legitimate user
+// out.
+func TestLockEndsTheSessionThatCausedIt(t *testing.T) {
+	e := newEnv(t)
+	mine, pw := e.activeClient("a@lockout.example", "lockout-user")
+	want(t, mine.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	locked := func() bool { a, _ := e.svc.State().ByLogin("lockout-user"); return a.Locked }
+
+	for range 10 {
+		e.clock.Add(16 * time.Minute)
+		_, r := e.login("lockout-user", "not the password at all")
+		want(t, r, 401, "invalid_credentials")
+		want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+	}
+	if !locked() {
+		t.Fatal("not locked after 10 failed logins")
+	}
+	acc, _ := e.svc.State().ByLogin("lockout-user")
+	if err := accounts.Unlock(context.Background(), e.prod, acc.CustomerID, acc.ID, "operator", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !locked() })
+
+	stolen, r := e.login("lockout-user", pw)
+	want(t, r, 200, "")
+	held := stolen.cookie
+	for range 10 {
+		e.clock.Add(16 * time.Minute)
+		want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+		want(t, stolen.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": "a guess at the password"}), 403, "wrong_password")
+	}
+	if !locked() {
+		t.Fatal("not locked after 10 wrong current passwords")
+	}
+	if stolen.cookie != "" {
+		t.Error("the session cookie was not cleared")
+	}
+	want(t, (&client{e: e, cookie: held}).do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
 }

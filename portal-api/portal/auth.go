@@ -2,7 +2,9 @@ package portal
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,12 @@ const SessionCookie = "mimamori_session"
 // reauthWindow is how long an active session may start enrolling a second
 // factor after its user entered the password again.
 const reauthWindow = 10 * time.Minute
+
+// smsPerSession caps the SMS codes one session gets sent (enrolment or
+// login), below the account's own caps (accounts.Config.SMSPerDay): a
+// script that keeps one session asking is cut off early; a person who
+// really needs more logs in again.
+const smsPerSession = 5
 
 type authAPI struct {
 	svc  *accounts.Service
@@ -235,11 +243,15 @@ func (a *authAPI) smsEnrol(c *gin.Context) {
 		return
 	}
 	id, se := current(c)
+	if se.smsSent >= smsPerSession {
+		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_session_limit")
+		return
+	}
 	if err := a.svc.BeginSMS(c.Request.Context(), se.p, req.Phone); err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.ss.update(id, func(s *session) { s.enrolling = true })
+	a.ss.update(id, func(s *session) { s.enrolling, s.smsSent = true, s.smsSent+1 })
 	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
 }
 
@@ -269,11 +281,16 @@ func (a *authAPI) decline(c *gin.Context) {
 }
 
 func (a *authAPI) sendLoginSMS(c *gin.Context) {
-	_, se := current(c)
+	id, se := current(c)
+	if se.smsSent >= smsPerSession {
+		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_session_limit")
+		return
+	}
 	if err := a.svc.SendLoginSMS(c.Request.Context(), se.p); err != nil {
 		a.fail(c, err)
 		return
 	}
+	a.ss.update(id, func(s *session) { s.smsSent++ })
 	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
 }
 
@@ -286,6 +303,7 @@ func (a *authAPI) secondFactor(c *gin.Context) {
 	}
 	id, se := current(c)
 	if _, err := a.svc.VerifySecondFactor(c.Request.Context(), se.p, req.Code, c.ClientIP()); err != nil {
+		a.endIfItLocked(c, id, err)
 		a.fail(c, err)
 		return
 	}
@@ -314,10 +332,9 @@ func (a *authAPI) resetRequest(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	if err := a.svc.RequestReset(c.Request.Context(), req.LoginID); err != nil {
-		a.deps.Logger.Error("password reset request failed", "err", err)
-	}
-	// The same answer whether the user exists or not.
+	a.svc.RequestReset(req.LoginID, c.ClientIP())
+	// The same answer, at once, whether the user exists or not and whether
+	// the request was throttled: the mail, if any, leaves later.
 	c.JSON(http.StatusAccepted, gin.H{"status": "if_the_user_exists_a_mail_was_sent"})
 }
 
@@ -351,6 +368,7 @@ func (a *authAPI) changePassword(c *gin.Context) {
 	id, se := current(c)
 	p, err := a.svc.ChangePassword(c.Request.Context(), se.p, req.Current, req.Password, c.ClientIP())
 	if err != nil {
+		a.endIfItLocked(c, id, err)
 		a.fail(c, err)
 		return
 	}
@@ -371,6 +389,7 @@ func (a *authAPI) reauthenticate(c *gin.Context) {
 	}
 	id, se := current(c)
 	if err := a.svc.Reauthenticate(c.Request.Context(), se.p, req.Password, c.ClientIP()); err != nil {
+		a.endIfItLocked(c, id, err)
 		a.fail(c, err)
 		return
 	}
@@ -379,8 +398,27 @@ func (a *authAPI) reauthenticate(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "reauthenticated", "reauthenticated_until": until.UTC()})
 }
 
-// fail maps a domain error to a status and a message code.
+// endIfItLocked ends the session whose wrong password or code, entered in
+// it, locked the account: whoever holds it guessed. A lock caused by login
+// failures, which anyone who knows the user ID can cause, ends no session,
+// so it cannot log the legitimate user out (DESIGN.md).
+func (a *authAPI) endIfItLocked(c *gin.Context, id string, err error) {
+	if errors.Is(err, accounts.ErrNowLocked) {
+		a.ss.end(id)
+		a.clearCookie(c)
+	}
+}
+
+// fail maps a domain error to a status and a message code, and a refusal
+// that passes with time to a Retry-After header.
 func (a *authAPI) fail(c *gin.Context, err error) {
+	if we, ok := errors.AsType[*accounts.WaitError](err); ok {
+		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(we.Wait.Seconds())))))
+	}
+	if errors.Is(err, accounts.ErrSMSThrottled) { // "throttled", with what to do about it
+		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_throttled")
+		return
+	}
 	codes := []struct {
 		err    error
 		status int
@@ -416,6 +454,8 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 var messages = map[string][2]string{
 	"invalid_credentials": {"ユーザーIDまたはパスワードが正しくありません。", "The user ID or password is not correct."},
 	"throttled":           {"試行回数が多すぎます。しばらく待ってから再度お試しください。", "Too many attempts. Wait a moment and try again."},
+	"sms_throttled":       {"確認コードの送信が多すぎます。届いたコードを入力するか、しばらく待ってから再送してください。", "Too many codes were sent. Enter the last one you received, or wait before asking for another."},
+	"sms_session_limit":   {"このログインで送信できる確認コードの上限に達しました。もう一度ログインしてください。", "This login has had as many codes as it may; log in again to get another."},
 	"invalid_code":        {"確認コードが正しくないか、有効期限が切れています。", "The code is wrong or has expired."},
 	"password_too_short":  {"パスワードは12文字以上にしてください。", "The password must be at least 12 characters long."},
 	"password_too_long":   {"パスワードが長すぎます（256文字まで）。", "The password is too long (256 characters at most)."},
@@ -439,7 +479,12 @@ var messages = map[string][2]string{
 }
 
 func writeAPIError(c *gin.Context, status int, code string) {
-	m := messages[code]
+	writeAPIMessage(c, status, code, code)
+}
+
+// writeAPIMessage answers the error code with the text of another key.
+func writeAPIMessage(c *gin.Context, status int, code, key string) {
+	m := messages[key]
 	msg := m[0]
 	if strings.HasPrefix(strings.ToLower(c.GetHeader("Accept-Language")), "en") {
 		msg = m[1]

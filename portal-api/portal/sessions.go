@@ -29,6 +29,7 @@ type session struct {
 	// start an enrolment, and enrolling marks the one it started.
 	reauthUntil time.Time
 	enrolling   bool
+	smsSent     int // SMS codes sent for this session (smsPerSession)
 }
 
 // sessions is the server-side store. It keys sessions by the SHA-256 of

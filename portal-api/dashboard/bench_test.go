@@ -115,10 +115,13 @@ func BenchmarkPortal(b *testing.B) {
 		api    func(c string) error
 		raw    func(c string) error
 		before func() // untimed, before each request
+		// background: not an endpoint but the shared computation the
+		// comparison refreshes behind requests (at most a fifth of a core)
+		background bool
 	}
 	eps := []endpoint{
 		{"GET /api/v1/dashboard/summary", func(c string) error { _, err := st.Summary(ctx, c, p); return err },
-			rawQuery(`SELECT severity, kind, count() FROM %s.alerts WHERE customer_id = ? AND detected_at >= ? AND detected_at < ? GROUP BY severity, kind`, from, to), nil},
+			rawQuery(`SELECT severity, kind, count() FROM %s.alerts WHERE customer_id = ? AND detected_at >= ? AND detected_at < ? GROUP BY severity, kind`, from, to), nil, false},
 		{"GET /api/v1/alerts", func(c string) error {
 			_, _, err := st.Alerts(ctx, c, dashboard.Filter{Period: p, Sort: "detected_at", Desc: true, Page: 1, PageSize: 50})
 			return err
@@ -127,11 +130,11 @@ func BenchmarkPortal(b *testing.B) {
 				return err
 			}
 			return drain(ctx, conn, q(`SELECT * FROM %s.alerts WHERE customer_id = ? AND detected_at >= ? AND detected_at < ? ORDER BY detected_at DESC LIMIT 50`), c, from, to)
-		}, nil},
+		}, nil, false},
 		{"GET /api/v1/alerts?severity=3,2&q=…", func(c string) error {
 			_, _, err := st.Alerts(ctx, c, dashboard.Filter{Period: p, Severities: []int{3, 2}, Text: "ind-12", Sort: "severity", Desc: true, Page: 2, PageSize: 20})
 			return err
-		}, nil, nil},
+		}, nil, nil, false},
 		{"GET /api/v1/alerts/:id", func(c string) error {
 			_, err := st.Alert(ctx, c, "al-"+strconv.Itoa(rng.IntN(total)))
 			if err == dashboard.ErrNotFound {
@@ -140,21 +143,21 @@ func BenchmarkPortal(b *testing.B) {
 			return err
 		}, func(c string) error {
 			return drain(ctx, conn, q(`SELECT * FROM %s.alerts WHERE customer_id = ? AND id = ?`), c, "al-"+strconv.Itoa(rng.IntN(total)))
-		}, nil},
+		}, nil, false},
 		{"GET /api/v1/devices", func(c string) error { _, err := st.Devices(ctx, c); return err },
-			rawQuery(`SELECT device_id, max(received_at), argMax(firmware_version, sent_at), argMax(clients, sent_at) FROM %s.heartbeats WHERE customer_id = ? GROUP BY device_id`), nil},
+			rawQuery(`SELECT device_id, max(received_at), argMax(firmware_version, sent_at), argMax(clients, sent_at) FROM %s.heartbeats WHERE customer_id = ? GROUP BY device_id`), nil, false},
 		{"GET /api/v1/compare/participants", func(c string) error { _, _, err := st.Participants(ctx, c, p); return err },
 			func(c string) error {
 				if err := drain(ctx, conn, q(`SELECT toDate(sent_at + 32400) AS d, uniqExact(customer_id) FROM %s.heartbeats WHERE sent_at >= ? AND sent_at < ? GROUP BY d`), from, to); err != nil {
 					return err
 				}
 				return drain(ctx, conn, q(`SELECT toDate(detected_at + 32400) AS d, customer_id, count() FROM %s.alerts WHERE detected_at >= ? AND detected_at < ? GROUP BY d, customer_id`), from, to)
-			}, nil},
-		{"  …while alerts arrive between requests", func(c string) error { _, _, err := st.Participants(ctx, c, p); return err }, nil, arrive},
-		{"  …fleet figures computed per request", func(c string) error { _, _, err := cold.Participants(ctx, c, p); return err }, nil, nil},
+			}, nil, false},
+		{"  …while alerts arrive between requests", func(c string) error { _, _, err := st.Participants(ctx, c, p); return err }, nil, arrive, false},
+		{"  …fleet figures, the refresh behind", func(c string) error { _, _, err := cold.Participants(ctx, c, p); return err }, nil, nil, true},
 		{"GET /api/v1/compare/devices", func(c string) error { _, err := st.CompareDevices(ctx, c, p); return err },
-			rawQuery(`SELECT device_id, toDate(detected_at + 32400) AS d, count() FROM %s.alerts WHERE customer_id = ? AND detected_at >= ? AND detected_at < ? GROUP BY device_id, d`, from, to), nil},
-		{"GET /api/v1/notices", func(c string) error { _, err := st.Notices(ctx, c); return err }, nil, nil},
+			rawQuery(`SELECT device_id, toDate(detected_at + 32400) AS d, count() FROM %s.alerts WHERE customer_id = ? AND detected_at >= ? AND detected_at < ? GROUP BY device_id, d`, from, to), nil, false},
+		{"GET /api/v1/notices", func(c string) error { _, err := st.Notices(ctx, c); return err }, nil, nil, false},
 	}
 	const requests = 100
 	rawBudget := 20 * time.Second // raw questions stop after this long
@@ -200,7 +203,10 @@ func BenchmarkPortal(b *testing.B) {
 				line += fmt.Sprintf(" %10s %10s %5s", "—", "—", "")
 			}
 			verdict := "ok"
-			if p99 >= 50*time.Millisecond {
+			switch {
+			case e.background:
+				verdict = "(not a request)"
+			case p99 >= 50*time.Millisecond:
 				verdict = "OVER 50 ms"
 			}
 			out += line + "  " + verdict + "\n"

@@ -120,7 +120,10 @@ func NewTxProducer(cfg Config, transactionalID string, extra ...kgo.Opt) (*TxPro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.TransactionalID(transactionalID),
-		kgo.TransactionTimeout(time.Minute),
+		// A process that dies inside a transaction holds read-committed
+		// readers back until the broker aborts it (or the next owner
+		// claims): keep that short. Transactions here last milliseconds.
+		kgo.TransactionTimeout(10*time.Second),
 	)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
@@ -152,17 +155,19 @@ func (p *TxProducer) Publish(ctx context.Context, envs ...events.Envelope) error
 	if err := p.cl.BeginTransaction(); err != nil {
 		return fenced(fmt.Errorf("begin transaction: %w", err))
 	}
+	// Ending the transaction has a context of its own: a caller that gave
+	// up (a closed request) must not leave it open, which would hold every
+	// read-committed reader of the topic back until it times out.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		// Aborting needs a context of its own: ctx may be why we stopped.
-		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = p.cl.AbortBufferedRecords(actx)
-		if aerr := p.cl.EndTransaction(actx, kgo.TryAbort); aerr != nil {
+		_ = p.cl.AbortBufferedRecords(ectx)
+		if aerr := p.cl.EndTransaction(ectx, kgo.TryAbort); aerr != nil {
 			return fenced(fmt.Errorf("produce: %w (abort: %v)", err, aerr))
 		}
 		return fenced(fmt.Errorf("produce: %w", err))
 	}
-	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	if err := p.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		return fenced(fmt.Errorf("commit transaction: %w", err))
 	}
 	return nil

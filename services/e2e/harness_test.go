@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +65,36 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// stackLogger keeps the platform's log (info and above) and prints its
+// end when the test fails, so that a failure seen only in CI says what
+// the services were doing.
+func stackLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return testLogger()
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		t.Logf("the platform's log, last %d of %d lines:\n%s", min(len(lines), 150), len(lines),
+			strings.Join(lines[max(len(lines)-150, 0):], "\n"))
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 // newBroker starts a kfake broker persisting to a test folder.
 func newBroker(t testing.TB) *eventlog.Broker {
 	t.Helper()
@@ -111,7 +144,7 @@ func newStackOn(t testing.TB, conn driver.Conn, db string, extra map[string]stri
 	}
 	cfg := testConfig(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Open(ctx, cfg, testLogger())
+	p, err := platform.Open(ctx, cfg, stackLogger(t))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -137,6 +137,9 @@ type Notifier struct {
 	work      sync.Mutex // one batch or digest flush at a time
 	owned     map[string]map[int32]bool
 	needCatch bool
+	// unheard are devices whose activation a fresh alert waited for in
+	// vain: their next alerts do not wait again (until they activate).
+	unheard map[string]bool
 
 	total   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
@@ -152,7 +155,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 		return nil, errors.New("notifier: a mailer is required")
 	}
 	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: 15 * time.Second}, log: logger,
-		st: newState(), owned: map[string]map[int32]bool{},
+		st: newState(), owned: map[string]map[int32]bool{}, unheard: map[string]bool{},
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mimamori_notifications_total",
 			Help: "Notification records written, by channel, kind and status."}, []string{"channel", "kind", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mimamori_notification_send_seconds",
@@ -300,12 +303,52 @@ func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
 			}
 			caughtThisBatch = true
 		}
+		if a, ok := p.(*events.Alert); ok {
+			n.awaitActivation(ctx, a)
+		}
 		jobs = append(jobs, n.plan(r, e, p)...)
 	}
 	if err := n.execute(ctx, jobs); err != nil {
 		return err
 	}
 	return n.flushDigests(ctx)
+}
+
+// activationWait bounds how long a fresh alert of a registered appliance
+// that is not activated yet waits for its activation.
+const activationWait = 10 * time.Second
+
+// awaitActivation waits, a bounded time, for the activation of the
+// appliance of a fresh alert. An appliance is activated by its first
+// heartbeat, which the watchdog turns into an event; an alert received
+// right after that heartbeat can reach the notifier before the event does
+// (a busy or restarting watchdog), and would be skipped as "not activated"
+// although its appliance was installed and sending heartbeats. An
+// appliance whose activation never came in that time is not waited for
+// again until it activates.
+func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) {
+	n.st.mu.Lock()
+	d := n.st.devices[a.DeviceID]
+	waiting := d != nil && !d.activated && !n.unheard[a.DeviceID]
+	n.st.mu.Unlock()
+	if !waiting || n.cfg.Now().Sub(a.ReceivedAt) > 2*time.Minute {
+		return
+	}
+	deadline := time.Now().Add(activationWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := n.catchUp(ctx, time.Second); err != nil && ctx.Err() == nil {
+			n.log.Warn("notifier: state not caught up", "err", err)
+		}
+		n.st.mu.Lock()
+		activated := n.st.devices[a.DeviceID].activated
+		n.st.mu.Unlock()
+		if activated {
+			delete(n.unheard, a.DeviceID)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	n.unheard[a.DeviceID] = true
 }
 
 // needsState says whether the state lacks what p needs.

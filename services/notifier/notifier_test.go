@@ -623,3 +623,41 @@ func TestWebhookSignedRetriedOnce(t *testing.T) {
 		t.Fatalf("%d failed webhook records, want 1 for the 410", failed)
 	}
 }
+
+// An alert received right after the appliance's first heartbeat can reach
+// the notifier before the watchdog's activation event (a busy watchdog):
+// it waits for the activation and is mailed, not skipped as "not
+// activated". An appliance never heard from still gets no mail.
+func TestFreshAlertWaitsForActivation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	cust, err := registry.RegisterCustomer(ctx, e.prod, "Kato", "kato@shop.test", "rs", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := func(serial, mac string) string {
+		reg, err := registry.RegisterDevice(ctx, e.prod, registry.DeviceSpec{Serial: serial, MAC: mac, Model: "MU-100",
+			ManufacturedOn: "2026-04-01", CustomerID: cust}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reg.DeviceID
+	}
+	late, never := dev("MU-late", "00:11:22:33:44:01"), dev("MU-never", "00:11:22:33:44:02")
+	e.start(notifier.Config{})
+	e.publish(alert(late, cust, 3, "first-hour.example", time.Now().UTC()))
+	time.Sleep(time.Second) // the watchdog is slow today
+	e.publish(&events.DeviceActivated{DeviceID: late, CustomerID: cust, HeartbeatAt: now, ActivatedAt: time.Now()})
+	msgs := e.waitMail(1, 30*time.Second)
+	if !strings.Contains(msgs[0].Body, "first-hour.example") {
+		t.Fatalf("mail: %s", msgs[0].Body)
+	}
+	e.publish(alert(never, cust, 3, "idle-1.example", time.Now().UTC()))
+	e.waitDrained("notifier", 30*time.Second)
+	e.publish(alert(never, cust, 3, "idle-2.example", time.Now().UTC()))
+	e.waitDrained("notifier", 30*time.Second)
+	if n := len(e.box.Messages()); n != 1 {
+		t.Errorf("%d mails, want only the activated appliance's", n)
+	}
+}

@@ -17,15 +17,19 @@ import (
 	"github.com/mimamori/mimamori/services/tlsca"
 )
 
-// demoCustomers are the companies `mimamori demo` registers.
+// demoCustomers are the companies `mimamori demo` registers: enough for
+// the portal's participants' average, which needs 5 (R-76).
 var demoCustomers = []struct{ name, email string }{
 	{"株式会社みまもり商事", "admin@mimamori-shoji.example"},
 	{"さくら会計事務所", "it@sakura-kaikei.example"},
 	{"Example Dental Clinic", "office@example-dental.example"},
+	{"有限会社ひかり工務店", "info@hikari-koumuten.example"},
+	{"青空ベーカリー", "owner@aozora-bakery.example"},
+	{"Kato Legal Office", "desk@kato-legal.example"},
 }
 
 func cmdDemo(ctx context.Context, e *env, args []string) error {
-	devices := e.flags.Int("devices", 6, "simulated appliances across the demo customers")
+	devices := e.flags.Int("devices", 8, "simulated appliances across the demo customers")
 	alertEvery := e.flags.Duration("alert-every", 8*time.Second, "mean time between alerts of one appliance")
 	if _, err := e.parse(args); err != nil {
 		return err

@@ -211,45 +211,23 @@ func (n *Notifier) revoked(_ context.Context, _ *kgo.Client, m map[string][]int3
 // Run follows the state topics, then consumes until ctx ends. Due digests
 // are sent every DigestCheck.
 func (n *Notifier) Run(ctx context.Context) error {
-	tctx, tcancel := context.WithCancel(context.WithoutCancel(ctx))
-	tailDone := make(chan error, 1)
-	go func() {
-		tailDone <- n.tail.Run(tctx, func(r *kgo.Record, e events.Envelope) {
-			if err := n.st.apply(e); err != nil {
-				n.log.Warn("notifier state event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
-			}
-		})
-	}()
-	// The tail outlives the consumer: the batch finishing on shutdown may
-	// still wait for it.
-	defer func() { tcancel(); <-tailDone }()
-	if err := n.tail.WaitCaughtUp(ctx); err != nil {
-		n.cons.Leave()
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("notifier: read state topics: %w", err)
-	}
-	consDone := make(chan error, 1)
-	go func() { consDone <- n.cons.Run(ctx) }()
-	t := time.NewTicker(n.cfg.DigestCheck)
-	defer t.Stop()
-	for {
-		select {
-		case err := <-consDone:
-			return err
-		case <-t.C:
-			if ctx.Err() != nil {
-				continue
-			}
-			n.work.Lock()
-			err := n.flushDigests(ctx)
-			n.work.Unlock()
-			if err != nil && ctx.Err() == nil {
-				n.log.Warn("digest flush failed; retrying", "err", err)
-			}
+	apply := func(r *kgo.Record, e events.Envelope) {
+		if err := n.st.apply(e); err != nil {
+			n.log.Warn("notifier state event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
 		}
 	}
+	err := eventlog.Follow(ctx, n.tail, apply, n.cons, n.cfg.DigestCheck, func(ctx context.Context) {
+		n.work.Lock()
+		err := n.flushDigests(ctx)
+		n.work.Unlock()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("digest flush failed; retrying", "err", err)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	return nil
 }
 
 // ID is the deterministic notification ID of (source, channel, recipient).

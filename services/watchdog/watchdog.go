@@ -189,32 +189,15 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, logger *slog.
 // Run follows the devices topic, waits until it has read it, then joins
 // the group and judges devices until ctx ends.
 func (w *Watchdog) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	tailDone := make(chan error, 1)
-	go func() { tailDone <- w.tail.Run(ctx, w.applyDevices) }()
-	defer func() { cancel(); <-tailDone }()
-	if err := w.tail.WaitCaughtUp(ctx); err != nil {
-		w.cons.Leave()
-		if ctx.Err() != nil {
-			return nil
+	err := eventlog.Follow(ctx, w.tail, w.applyDevices, w.cons, w.cfg.CheckInterval, func(ctx context.Context) {
+		if err := w.Evaluate(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("watchdog evaluation failed; retrying at the next check", "err", err)
 		}
-		return fmt.Errorf("watchdog: read devices topic: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("watchdog: %w", err)
 	}
-	consDone := make(chan error, 1)
-	go func() { consDone <- w.cons.Run(ctx) }()
-	t := time.NewTicker(w.cfg.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case err := <-consDone:
-			return err
-		case <-t.C:
-			if err := w.Evaluate(ctx); err != nil && ctx.Err() == nil {
-				w.log.Warn("watchdog evaluation failed; retrying at the next check", "err", err)
-			}
-		}
-	}
+	return nil
 }
 
 func (w *Watchdog) dev(id string) *device {

@@ -22,7 +22,7 @@ func (a *App) watchdog() error {
 		return err
 	}
 	w, err := watchdog.New(watchdog.Config{Threshold: cfg.WatchdogThreshold, Debounce: cfg.WatchdogDebounce,
-		SilencePeriod: cfg.WatchdogSilence}, a.p.Kafka, prod, log, a.reg)
+		SilencePeriod: cfg.WatchdogSilence, InstanceID: cfg.InstanceID}, a.p.Kafka, prod, log, a.reg)
 	if err != nil {
 		prod.Close()
 		return err
@@ -99,7 +99,7 @@ func (a *App) notifier() error {
 		return err
 	}
 	n, err := notifier.New(notifier.Config{PortalURL: portalURL, RepeatWindow: cfg.NotifyRepeatWindow,
-		HourlyCap: cfg.NotifyHourlyCap, WebhookKey: key}, a.p.Kafka, prod, mailer, log, a.reg)
+		HourlyCap: cfg.NotifyHourlyCap, WebhookKey: key, InstanceID: cfg.InstanceID}, a.p.Kafka, prod, mailer, log, a.reg)
 	if err != nil {
 		prod.Close()
 		closeBox()

@@ -51,7 +51,7 @@ type Config struct {
 	AdminAddr      string
 
 	// InstanceID, when set, makes this process a static member of the
-	// projector's consumer group (KIP-345).
+	// projector's, watchdog's and notifier's consumer groups (KIP-345).
 	InstanceID string
 
 	LogLevel  string
@@ -227,7 +227,7 @@ func settings() []setting {
 
 		s("log-level", "MIMAMORI_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		s("log-format", "MIMAMORI_LOG_FORMAT", "text", "text or json", func(c *Config) *string { return &c.LogFormat }),
-		s("instance-id", "MIMAMORI_INSTANCE_ID", "", "stable name of this replica (e.g. the pod name): a restarted projector takes its partitions back at once instead of after the session timeout", func(c *Config) *string { return &c.InstanceID }),
+		s("instance-id", "MIMAMORI_INSTANCE_ID", "", "stable name of this replica (e.g. the pod name), unique among the replicas: a restarted projector, watchdog or notifier takes its partitions back at once instead of after the session timeout", func(c *Config) *string { return &c.InstanceID }),
 	}
 }
 

@@ -182,9 +182,12 @@ func TestNotifierSIGKILLDuplicatesAtMostOnePerKill(t *testing.T) {
 		}
 	}()
 	var kids []*child
-	for range 2 {
+	for i := range 2 {
+		// Static members, as a deployment would run them: see the projector
+		// in TestKillAndRestartLosesAndDoublesNothing.
 		kid := &child{t: t, bin: bin, args: []string{"serve", "notifier"}, log: logf,
-			env: append(slices.Clone(env), "MIMAMORI_ADMIN_ADDR="+freePort(t), "MIMAMORI_MAILBOX_ADDR=127.0.0.1:0")}
+			env: append(slices.Clone(env), "MIMAMORI_ADMIN_ADDR="+freePort(t), "MIMAMORI_MAILBOX_ADDR=127.0.0.1:0",
+				fmt.Sprintf("MIMAMORI_INSTANCE_ID=notifier-%d", i))}
 		kid.start()
 		defer kid.kill()
 		kids = append(kids, kid)

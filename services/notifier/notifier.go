@@ -69,6 +69,7 @@ const Source = "mimamori/notifier"
 // Config tunes the notifier. Zero values take the defaults.
 type Config struct {
 	Group        string        // consumer group, default mimamori-notifier
+	InstanceID   string        // static group membership (eventlog.ConsumerConfig.InstanceID)
 	PortalURL    string        // base of links in mail, default http://127.0.0.1:8080
 	RepeatWindow time.Duration // same detection on the same device within it: digest (10 min)
 	HourlyCap    int           // alert mails per recipient and hour before the rest go to digests (20); <0: no cap
@@ -176,7 +177,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 	}
 	topics := []string{kcfg.Topic(events.TopicAlerts), kcfg.Topic(events.TopicDevices), kcfg.Topic(events.TopicOperations)}
 	n.cons, err = eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: topics, MaxBatch: 500,
-		FlushTimeout: cfg.FlushTimeout, Logger: logger}, n.handle,
+		FlushTimeout: cfg.FlushTimeout, InstanceID: cfg.InstanceID, Logger: logger}, n.handle,
 		kgo.OnPartitionsAssigned(n.assigned), kgo.OnPartitionsRevoked(n.revoked), kgo.OnPartitionsLost(n.revoked))
 	if err != nil {
 		return nil, err

@@ -68,6 +68,7 @@ const Source = "mimamori/watchdog"
 // Config tunes the watchdog. Zero values take the defaults.
 type Config struct {
 	Group         string        // consumer group, default mimamori-watchdog
+	InstanceID    string        // static group membership (eventlog.ConsumerConfig.InstanceID)
 	Threshold     time.Duration // no heartbeat for this long: offline (10 min)
 	Debounce      time.Duration // at most one status event per device per window (30 min)
 	SilencePeriod time.Duration // counters still for this long: silent (1 h)
@@ -174,7 +175,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, logger *slog.
 	if w.tail, err = eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicDevices)}, logger); err != nil {
 		return nil, err
 	}
-	w.cons, err = eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: []string{w.topic}, Logger: logger},
+	w.cons, err = eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: []string{w.topic}, InstanceID: cfg.InstanceID, Logger: logger},
 		w.handle,
 		kgo.AdjustFetchOffsetsFn(w.adjust),
 		kgo.OnPartitionsRevoked(w.drop),

@@ -274,10 +274,16 @@ func (a *AccountUnlocked) Validate() error {
 	return v.err()
 }
 
-// AccountSecondFactorChanged records the 2-step verification chosen (R-32).
-// The TOTP secret and the phone number are sealed (AES-256-GCM) with a key
-// kept outside the log; RecoveryCodeHashes are SHA-256 hex digests joined
-// by commas (the codes themselves are shown once and never stored).
+// AccountSecondFactorChanged records the 2-step verification chosen (R-32):
+// at the first login, or later from the settings, where a user who entered
+// the password again enrols a factor, replaces it (the new method and
+// values), turns it off (method "none", as a decline) or gets new recovery
+// codes (the method and the sealed values unchanged, byte for byte, with
+// new hashes). The event replaces the account's factor and recovery codes
+// as a whole. The TOTP secret and the phone number are sealed (AES-256-GCM)
+// with a key kept outside the log; RecoveryCodeHashes are SHA-256 hex
+// digests joined by commas (the codes themselves are shown once and never
+// stored).
 type AccountSecondFactorChanged struct {
 	CustomerID         string    `json:"customer_id"`
 	AccountID          string    `json:"account_id"`
@@ -349,16 +355,16 @@ func (a *AccountLoggedOut) Validate() error {
 }
 
 // OperatorViewedCustomer records an operator reading a customer's data in
-// the portal (its accounts, dashboards, an alert), written before the data
-// is shown: the customer's own audit trail of who at the operations team
-// looked at what. Keyed by the customer viewed; the operator is an account
-// of the operator's organisation.
+// the portal (its accounts, dashboards, an alert, a notice), written before
+// the data is shown: the customer's own audit trail of who at the
+// operations team looked at what. Keyed by the customer viewed; the
+// operator is an account of the operator's organisation.
 type OperatorViewedCustomer struct {
 	CustomerID         string    `json:"customer_id"`
 	OperatorCustomerID string    `json:"operator_customer_id"`
 	OperatorAccountID  string    `json:"operator_account_id"`
 	Route              string    `json:"route"`  // the API route, e.g. /api/v1/operator/customers/:customer/alerts/:id
-	Object             string    `json:"object"` // the alert ID of a detail, else ""
+	Object             string    `json:"object"` // the alert or notice ID of a detail, else ""
 	SourceIP           string    `json:"source_ip"`
 	ViewedAt           time.Time `json:"viewed_at"`
 }

@@ -34,6 +34,7 @@ var (
 	ErrInvalidCredentials = errors.New("invalid user ID or password")
 	ErrThrottled          = errors.New("too many attempts; wait and try again")
 	ErrSMSThrottled       = fmt.Errorf("%w: too many codes sent to this account", ErrThrottled)
+	ErrSMSPhoneThrottled  = fmt.Errorf("%w: too many codes sent to this phone number", ErrThrottled)
 	ErrInvalidCode        = errors.New("invalid or expired code")
 	ErrPasswordTooShort   = fmt.Errorf("password shorter than %d characters", MinPasswordLen)
 	ErrPasswordTooLong    = fmt.Errorf("password longer than %d characters", MaxPasswordLen)
@@ -46,6 +47,7 @@ var (
 	ErrWrongPassword      = errors.New("the current password is not correct")
 	ErrPasswordSame       = errors.New("the new password is the current one")
 	ErrSecondFactorSet    = errors.New("2-step verification is already set up")
+	ErrNoSecondFactor     = errors.New("2-step verification is not set up")
 	// ErrNotOwner: another process took over the accounts (it claimed
 	// the same transactional ID); this one writes nothing any more.
 	ErrNotOwner = errors.New("accounts are served by another process")
@@ -56,7 +58,9 @@ var (
 )
 
 // WaitError is a refusal that passes with time: Wait says when the next
-// try is allowed (the portal's Retry-After).
+// try is allowed (the portal's Retry-After). Throttled logins and
+// re-authentications (ErrThrottled) and SMS sends (ErrSMSThrottled,
+// ErrSMSPhoneThrottled) are WaitErrors.
 type WaitError struct {
 	Err  error
 	Wait time.Duration
@@ -107,6 +111,7 @@ type Config struct {
 	ResetsPerIP     int           // reset requests per source address an hour: 20
 	SMSInterval     time.Duration // between two codes to an account while the last is unused: 1 min
 	SMSPerDay       int           // codes sent to an account in 24 h: 10
+	SMSPerPhone     int           // enrolment codes sent to one phone number in 24 h, whichever account asks: 10
 	PortalURL       string        // base of links in mail
 	Issuer          string        // TOTP issuer shown in authenticator apps
 	Now             func() time.Time
@@ -146,6 +151,9 @@ func (c *Config) defaults() {
 	if c.SMSPerDay <= 0 {
 		c.SMSPerDay = 10
 	}
+	if c.SMSPerPhone <= 0 {
+		c.SMSPerPhone = 10
+	}
 	if c.Issuer == "" {
 		c.Issuer = "mimamori"
 	}
@@ -171,6 +179,7 @@ type Service struct {
 	resetID  *window // reset mails per login ID
 	resetIP  *window // reset requests per source address
 	smsLim   *window // codes per account
+	smsPhone *window // enrolment codes per phone number, across accounts
 	lat      latencies
 
 	mu      sync.Mutex
@@ -178,6 +187,7 @@ type Service struct {
 	loginMu sync.Mutex             // login IDs are unique across customers
 	smsMu   sync.Mutex
 	smsCode map[string]smsChallenge // account ID → pending code
+	smsCaps sync.Mutex              // checks and counts a send against every cap at once
 	resets  chan string             // account IDs to mail a reset link to
 	kick    chan struct{}
 	ready   chan struct{}
@@ -212,13 +222,14 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 	}
 	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: NewState(), tail: tail, log: logger,
 		breached: loadBreached(), dummy: hashPassword(randomText(24)),
-		idLim:   newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		ipLim:   newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		resetID: newWindow(cfg.ResetsPerID, resetWindow, 0),
-		resetIP: newWindow(cfg.ResetsPerIP, resetWindow, 0),
-		smsLim:  newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
-		resets:  make(chan string, 256),
-		owners:  map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
+		idLim:    newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		ipLim:    newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		resetID:  newWindow(cfg.ResetsPerID, resetWindow, 0),
+		resetIP:  newWindow(cfg.ResetsPerIP, resetWindow, 0),
+		smsLim:   newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
+		smsPhone: newWindow(cfg.SMSPerPhone, 24*time.Hour, 0),
+		resets:   make(chan string, 256),
+		owners:   map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
 }
 
@@ -489,12 +500,14 @@ func stageAfterPassword(a Account) string {
 }
 
 // throttle checks the delays of a login ID and a source address; fail
-// counts a failure against both.
+// counts a failure against both. A refusal is a *WaitError of
+// ErrThrottled that says when the later of the two delays ends; a login
+// ID's delays are the same whether it exists or not.
 func (s *Service) throttle(loginID, ip string) (idKey string, fail func(), err error) {
 	now := s.cfg.Now()
 	idKey, ipKey := "id:"+strings.ToLower(loginID), "ip:"+ip
-	if !s.ipLim.allowed(ipKey, now) || !s.idLim.allowed(idKey, now) {
-		return idKey, nil, ErrThrottled
+	if wait := max(s.ipLim.wait(ipKey, now), s.idLim.wait(idKey, now)); wait > 0 {
+		return idKey, nil, &WaitError{Err: ErrThrottled, Wait: wait}
 	}
 	return idKey, func() {
 		s.idLim.fail(idKey, now)
@@ -611,8 +624,9 @@ func (s *Service) activeAccount(p Principal) (Account, error) {
 }
 
 // Reauthenticate checks the password of a logged-in user again before a
-// second factor is enrolled from the settings, and records the passed
-// step; the portal then admits the enrolment for a few minutes.
+// change of 2-step verification from the settings (enrolling, replacing
+// or turning off a factor, new recovery codes), and records the passed
+// step; the portal then admits those changes for a few minutes.
 func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, ip string) error {
 	defer s.owner(p.CustomerID)()
 	a, err := s.activeAccount(p)

@@ -36,21 +36,41 @@ type TOTPEnrolment struct {
 
 // enrolable is the account of p if it may enrol a second factor: past its
 // first change, not locked, and without one yet (at the first choice, or
-// later after declining it). Replacing a factor is not offered.
-func (s *Service) enrolable(p Principal) (Account, error) {
+// later after declining it or turning it off), unless the enrolment
+// replaces the factor it has (replace, from the settings). A replaced
+// factor works until the new one is confirmed, so an enrolment given up
+// halfway leaves the account as it was.
+func (s *Service) enrolable(p Principal, replace bool) (Account, error) {
 	a, err := s.activeAccount(p)
 	switch {
 	case err != nil || a.Locked:
 		return a, ErrWrongStage
-	case a.Factor == events.FactorTOTP || a.Factor == events.FactorSMS:
+	case hasFactor(a) && !replace:
 		return a, ErrSecondFactorSet
 	}
 	return a, nil
 }
 
-// BeginTOTP makes a new TOTP secret for an account.
-func (s *Service) BeginTOTP(p Principal) (TOTPEnrolment, error) {
-	if _, err := s.enrolable(p); err != nil {
+func hasFactor(a Account) bool { return a.Factor == events.FactorTOTP || a.Factor == events.FactorSMS }
+
+// withFactor is the account of p if it has a second factor to turn off or
+// new recovery codes to get: past its first change and not locked.
+func (s *Service) withFactor(p Principal) (Account, error) {
+	a, err := s.activeAccount(p)
+	switch {
+	case err != nil || a.Locked:
+		return a, ErrWrongStage
+	case !hasFactor(a):
+		return a, ErrNoSecondFactor
+	}
+	return a, nil
+}
+
+// BeginTOTP makes a new TOTP secret for an account; replace admits an
+// account that has a second factor, which the new one replaces once
+// confirmed (ConfirmTOTP with replace).
+func (s *Service) BeginTOTP(p Principal, replace bool) (TOTPEnrolment, error) {
+	if _, err := s.enrolable(p, replace); err != nil {
 		return TOTPEnrolment{}, err
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.Issuer, AccountName: p.LoginID, Period: totpPeriod})
@@ -82,10 +102,11 @@ func totpStep(secret, code string, now time.Time, last int64) int64 {
 }
 
 // ConfirmTOTP enrols the secret when code matches it, and returns the
-// recovery codes (shown once).
-func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string) ([]string, error) {
+// recovery codes (shown once). With replace it replaces the account's
+// second factor, whichever it was, and its recovery codes.
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string, replace bool) ([]string, error) {
 	defer s.owner(p.CustomerID)()
-	a, err := s.enrolable(p)
+	a, err := s.enrolable(p, replace)
 	if err != nil {
 		return nil, err
 	}
@@ -108,13 +129,14 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 
 var phonePattern = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 
-// BeginSMS sends a code to phone to verify it for enrolment.
-func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string) error {
+// BeginSMS sends a code to phone to verify it for enrolment; replace as
+// for BeginTOTP.
+func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string, replace bool) error {
 	phone = strings.ReplaceAll(strings.ReplaceAll(phone, "-", ""), " ", "")
 	if !phonePattern.MatchString(phone) {
 		return ErrPhoneInvalid
 	}
-	a, err := s.enrolable(p)
+	a, err := s.enrolable(p, replace)
 	if err != nil {
 		return err
 	}
@@ -134,16 +156,17 @@ func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
 	return s.sendCode(ctx, a.ID, "login", phone)
 }
 
-// sendCode sends a fresh code, within the account's caps: every message
-// costs money, and an enrolment chooses the number, so a script could pump
+// sendCode sends a fresh code, within the caps: every message costs
+// money, and an enrolment chooses the number, so a script could pump
 // messages to numbers that pay their operator. An account gets a code at
 // most once per Config.SMSInterval while the last one is unused, and at
 // most Config.SMSPerDay in 24 hours, whichever purpose and session asks.
-// A refused send is a *WaitError of ErrSMSThrottled; a send the gateway
+// A refused send is a *WaitError of ErrSMSThrottled, or of
+// ErrSMSPhoneThrottled for the number's cap (takeSend); a send the gateway
 // fails still counts.
 func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string) error {
-	if wait := s.smsLim.take(accountID, s.cfg.Now()); wait > 0 {
-		return &WaitError{Err: ErrSMSThrottled, Wait: wait}
+	if err := s.takeSend(accountID, purpose, phone, s.cfg.Now()); err != nil {
+		return err
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
@@ -157,6 +180,28 @@ func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string
 	body := fmt.Sprintf("みまもり 確認コード: %s (%d分間有効)\nmimamori verification code: %s (valid %d min)",
 		code, int(s.cfg.SMSCodeTTL.Minutes()), code, int(s.cfg.SMSCodeTTL.Minutes()))
 	return s.sms.SendSMS(ctx, phone, body)
+}
+
+// takeSend counts a send against the caps, or refuses it and counts
+// nothing. Besides the account's caps, a number typed into an enrolment
+// gets at most Config.SMSPerPhone codes in 24 hours, whichever account
+// asks, so that one number is not pumped through many accounts. Login codes
+// go to a number the account verified and are left out of that count:
+// otherwise anyone with an account could type a victim's number into
+// enrolments until the victim's own login codes stopped.
+func (s *Service) takeSend(accountID, purpose, phone string, now time.Time) error {
+	s.smsCaps.Lock()
+	defer s.smsCaps.Unlock()
+	if wait := s.smsLim.wait(accountID, now); wait > 0 {
+		return &WaitError{Err: ErrSMSThrottled, Wait: wait}
+	}
+	if purpose == "enrol" {
+		if wait := s.smsPhone.take(phone, now); wait > 0 {
+			return &WaitError{Err: ErrSMSPhoneThrottled, Wait: wait}
+		}
+	}
+	s.smsLim.take(accountID, now)
+	return nil
 }
 
 // takeCode checks an SMS code; a right code is spent, and so is the
@@ -186,10 +231,11 @@ func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
 	return c.phone, true
 }
 
-// ConfirmSMS enrols the phone number the code was sent to.
-func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string) ([]string, error) {
+// ConfirmSMS enrols the phone number the code was sent to; replace as for
+// ConfirmTOTP.
+func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, replace bool) ([]string, error) {
 	defer s.owner(p.CustomerID)()
-	a, err := s.enrolable(p)
+	a, err := s.enrolable(p, replace)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +266,40 @@ func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) error {
 	}
 	return s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
+}
+
+// DisableSecondFactor turns 2-step verification off for a logged-in user
+// who entered the password again (the portal checks that): the factor
+// becomes "none", as if declined at the first login, and the recovery
+// codes stop working. Later logins ask for the password only.
+func (s *Service) DisableSecondFactor(ctx context.Context, p Principal) error {
+	defer s.owner(p.CustomerID)()
+	a, err := s.withFactor(p)
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
+}
+
+// NewRecoveryCodes replaces the recovery codes of a logged-in user who
+// entered the password again (the portal checks that) and returns the new
+// ones, to be shown once; the old ones stop working. The event is the
+// account's second_factor_changed with the factor as it is (the same
+// method and sealed values) and the new hashes.
+func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
+	defer s.owner(p.CustomerID)()
+	a, err := s.withFactor(p)
+	if err != nil {
+		return nil, err
+	}
+	codes, hashes := recoveryCodes()
+	err = s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: a.Factor,
+		TOTPSecretSealed: a.TOTPSealed, PhoneSealed: a.PhoneSealed, RecoveryCodeHashes: hashes, ChangedAt: s.cfg.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
 }
 
 // VerifySecondFactor checks a TOTP code, an SMS login code or a recovery

@@ -221,10 +221,10 @@ func TestSMSCodesThroughHTTPGateway(t *testing.T) {
 		return code
 	}
 
-	if err := svc.BeginSMS(ctx, p, "+81 90-1234-5678"); err != nil {
+	if err := svc.BeginSMS(ctx, p, "+81 90-1234-5678", false); err != nil {
 		t.Fatal(err)
 	}
-	codes, err := svc.ConfirmSMS(ctx, p, lastCode(1))
+	codes, err := svc.ConfirmSMS(ctx, p, lastCode(1), false)
 	if err != nil || len(codes) != 10 {
 		t.Fatalf("confirm with the code the gateway got: %v (%d recovery codes)", err, len(codes))
 	}

@@ -30,16 +30,17 @@ func newLimiter(free int, base, maxWait time.Duration) *limiter {
 	return &limiter{free: free, base: base, maxWait: maxWait, keys: map[string]*failures{}}
 }
 
-// allowed says whether key may try now.
-func (l *limiter) allowed(key string, now time.Time) bool {
+// wait is how long key must wait before its next try: 0 when it may try
+// now.
+func (l *limiter) wait(key string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.keys[key]
 	if f == nil || f.n < l.free {
-		return true
+		return 0
 	}
-	wait := l.base << min(f.n-l.free, 20)
-	return !now.Before(f.last.Add(min(wait, l.maxWait)))
+	delay := min(l.base<<min(f.n-l.free, 20), l.maxWait)
+	return max(f.last.Add(delay).Sub(now), 0)
 }
 
 func (l *limiter) fail(key string, now time.Time) {
@@ -64,7 +65,7 @@ func (l *limiter) reset(key string) {
 }
 
 // window caps the events of a key (a login ID, a source address, an
-// account) within a sliding period, and can keep a minimum gap after the
+// account, a phone number) within a sliding period, and can keep a minimum gap after the
 // last one: reset mails and SMS codes, which cost the customer's mailbox
 // or money rather than a guess. Like limiter it lives in memory.
 type window struct {
@@ -133,6 +134,14 @@ func (w *window) take(key string, now time.Time) time.Duration {
 	}
 	w.addLocked(key, now)
 	return 0
+}
+
+// wait is how long key must wait before its next event, counting
+// nothing: 0 when it may have one now.
+func (w *window) wait(key string, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waitLocked(key, now)
 }
 
 // used lifts the gap after the last event of key: its purpose was served

@@ -788,13 +788,34 @@ type Notice struct {
 	PublishedAt     time.Time
 }
 
+// noticeCols are the columns scanNotice reads; noticeFor is the condition
+// of the notices a customer sees: its own and those for everyone, never a
+// fault of level Z (R-83).
+const (
+	noticeCols = `notice_id, kind, level, summary, details, firmware_version, starts_at, ends_at, published_at`
+	noticeFor  = `(has(customers, ?) OR has(customers, '*')) AND NOT (kind = 'fault' AND level NOT IN ('A', 'B'))`
+)
+
+func scanNotice(r interface{ Scan(...any) error }) (Notice, error) {
+	var n Notice
+	if err := r.Scan(&n.ID, &n.Kind, &n.Level, &n.Summary, &n.Details, &n.FirmwareVersion, &n.StartsAt, &n.EndsAt, &n.PublishedAt); err != nil {
+		return Notice{}, err
+	}
+	n.StartsAt, n.PublishedAt = n.StartsAt.UTC(), n.PublishedAt.UTC()
+	if n.EndsAt.Unix() <= 0 {
+		n.EndsAt = time.Time{}
+	} else {
+		n.EndsAt = n.EndsAt.UTC()
+	}
+	return n, nil
+}
+
 // Notices lists the notices for the customer or for everyone, newest
 // first. Faults of level Z are never shown (R-83).
 func (s *Store) Notices(ctx context.Context, customer string) ([]Notice, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rows, err := s.conn.Query(ctx, s.q(`SELECT notice_id, kind, level, summary, details, firmware_version, starts_at, ends_at, published_at
-		FROM {db}.notices WHERE (has(customers, ?) OR has(customers, '*')) AND NOT (kind = 'fault' AND level NOT IN ('A', 'B'))
+	rows, err := s.conn.Query(ctx, s.q(`SELECT `+noticeCols+` FROM {db}.notices WHERE `+noticeFor+`
 		ORDER BY published_at DESC, notice_id LIMIT 200`), customer)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: notices: %w", err)
@@ -802,17 +823,29 @@ func (s *Store) Notices(ctx context.Context, customer string) ([]Notice, error) 
 	defer rows.Close()
 	out := []Notice{}
 	for rows.Next() {
-		var n Notice
-		if err := rows.Scan(&n.ID, &n.Kind, &n.Level, &n.Summary, &n.Details, &n.FirmwareVersion, &n.StartsAt, &n.EndsAt, &n.PublishedAt); err != nil {
+		n, err := scanNotice(rows)
+		if err != nil {
 			return nil, err
-		}
-		n.StartsAt, n.PublishedAt = n.StartsAt.UTC(), n.PublishedAt.UTC()
-		if n.EndsAt.Unix() <= 0 {
-			n.EndsAt = time.Time{}
-		} else {
-			n.EndsAt = n.EndsAt.UTC()
 		}
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// Notice returns one notice the customer sees (as Notices lists them,
+// however old), or ErrNotFound: another customer's notice, a fault of
+// level Z, an ID never published.
+func (s *Store) Notice(ctx context.Context, customer, id string) (Notice, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	// notice_id is the table's sorting key: the read touches one granule.
+	n, err := scanNotice(s.conn.QueryRow(ctx, s.q(`SELECT `+noticeCols+` FROM {db}.notices WHERE notice_id = ? AND `+noticeFor+`
+		LIMIT 1`), id, customer))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Notice{}, ErrNotFound
+	}
+	if err != nil {
+		return Notice{}, fmt.Errorf("dashboard: notice: %w", err)
+	}
+	return n, nil
 }

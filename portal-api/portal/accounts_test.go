@@ -605,7 +605,11 @@ func TestPasswordChangeFromSettings(t *testing.T) {
 	for range 3 {
 		want(t, change("still not my password", "another long passphrase"), 403, "wrong_password")
 	}
-	want(t, change("still not my password", "another long passphrase"), 429, "throttled")
+	r = change("still not my password", "another long passphrase")
+	want(t, r, 429, "throttled")
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("a throttled password change: Retry-After %q, want 1", got)
+	}
 
 	raw := e.topicBytes()
 	for _, s := range []string{`"reason":"change"`, `"step":"reauthentication"`} {
@@ -947,4 +951,322 @@ func TestLockEndsTheSessionThatCausedIt(t *testing.T) {
 	}
 	want(t, (&client{e: e, cookie: held}).do("GET", "/api/v1/me", nil), 401, "login_required")
 	want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+}
+
+// enrolTOTP enrols an authenticator app at the first login's choice and
+// returns its secret and the recovery codes.
+func (e *env) enrolTOTP(c *client) (secret string, recovery []string) {
+	e.t.Helper()
+	en := c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{})
+	want(e.t, en, 200, "")
+	secret = en.body["secret"].(string)
+	code, err := totp.GenerateCode(secret, e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r := c.do("POST", "/api/v1/2fa/totp/confirm", map[string]string{"code": code})
+	want(e.t, r, 200, "")
+	return secret, texts(r.body["recovery_codes"])
+}
+
+// texts are the strings of a JSON array.
+func texts(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+// lastSMS is the code of the newest text message the SMS sink got.
+func (e *env) lastSMS() string {
+	e.t.Helper()
+	msgs := e.sms.Messages()
+	if len(msgs) == 0 {
+		e.t.Fatal("no SMS sent")
+	}
+	return regexp.MustCompile(`\d{6}`).FindString(msgs[len(msgs)-1].Body)
+}
+
+// factorState is what the settings read of the account's 2-step
+// verification: the factor and the recovery codes left.
+func factorState(t *testing.T, c *client) (string, int) {
+	t.Helper()
+	r := c.do("GET", "/api/v1/account/second-factor", nil)
+	want(t, r, 200, "")
+	return r.body["second_factor"].(string), int(r.body["recovery_codes_left"].(float64))
+}
+
+// factorChanges are the second_factor_changed events of an account, in log
+// order.
+func (e *env) factorChanges(accountID string) []*events.AccountSecondFactorChanged {
+	e.t.Helper()
+	var out []*events.AccountSecondFactorChanged
+	for _, env := range e.records(events.TopicAccounts) {
+		if p, err := events.Decode(env); err == nil {
+			if v, ok := p.(*events.AccountSecondFactorChanged); ok && v.AccountID == accountID {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// From the settings, after entering the password again, an account
+// replaces its second factor (the app by SMS here; the app stands until
+// the SMS number is confirmed) and then turns 2-step verification off,
+// which is written as the factor "none". Later logins follow each state.
+func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@replace.example", "replace-user")
+	_, oldCodes := e.enrolTOTP(c)
+	acc, _ := e.svc.State().ByLogin("replace-user")
+	if f, n := factorState(t, c); f != "totp" || n != 10 {
+		t.Fatalf("after enrolling: %s with %d recovery codes", f, n)
+	}
+	phone := map[string]any{"phone": "+819012345678", "replace": true}
+
+	// Nothing changes without the password again, and replacing is asked
+	// for explicitly.
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", phone), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]any{"phone": "+819012345678"}), 409, "second_factor_set")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", phone), 202, "")
+	// Until the new number is confirmed, the app stands.
+	if _, r := e.login("replace-user", pw); r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "totp" {
+		t.Fatalf("a login during the replacement: %s", r.raw)
+	}
+	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": "000000"}), 401, "invalid_code")
+	before := c.cookie
+	r := c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": e.lastSMS()})
+	want(t, r, 200, "")
+	newCodes := texts(r.body["recovery_codes"])
+	if len(newCodes) != 10 || c.cookie == before || r.body["account"].(map[string]any)["second_factor"] != "sms" {
+		t.Fatalf("replaced: %s (cookie rotated: %v)", r.raw, c.cookie != before)
+	}
+	if f, n := factorState(t, c); f != "sms" || n != 10 {
+		t.Fatalf("after replacing: %s with %d recovery codes", f, n)
+	}
+	// The next login asks for an SMS code; the old recovery codes are void.
+	e.clock.Add(30 * time.Second)
+	l, r := e.login("replace-user", pw)
+	if r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "sms" {
+		t.Fatalf("login after replacing: %s", r.raw)
+	}
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": oldCodes[0]}), 401, "invalid_code")
+	want(t, l.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}), 202, "")
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": e.lastSMS()}), 200, "")
+
+	// Turning it off: the replacement gave the session a new identifier,
+	// which has to enter the password again.
+	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	r = c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{})
+	want(t, r, 200, "")
+	if r.body["account"].(map[string]any)["second_factor"] != "none" {
+		t.Fatalf("turned off: %s", r.raw)
+	}
+	if f, n := factorState(t, c); f != "none" || n != 0 {
+		t.Fatalf("after turning it off: %s with %d recovery codes", f, n)
+	}
+	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 409, "no_second_factor")
+	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 409, "no_second_factor")
+	// Every session sees it; the next login asks for the password only.
+	if me := l.do("GET", "/api/v1/me", nil); me.body["second_factor"] != "none" {
+		t.Fatalf("the other session: %s", me.raw)
+	}
+	if _, r := e.login("replace-user", pw); r.status != 200 || r.body["stage"] != accounts.StageActive || r.body["second_factor"] != "none" {
+		t.Fatalf("login after turning it off: %s", r.raw)
+	}
+	// And it can be set up again as after a decline, no replacing asked.
+	want(t, c.do("POST", "/api/v1/2fa/totp/enrol", map[string]string{}), 200, "")
+
+	var methods []string
+	for _, ch := range e.factorChanges(acc.ID) {
+		methods = append(methods, ch.Method)
+		if ch.Method == events.FactorNone && (ch.RecoveryCodeHashes != "" || ch.TOTPSecretSealed != "" || ch.PhoneSealed != "") {
+			t.Errorf("turned off, yet %+v", ch)
+		}
+	}
+	if got := strings.Join(methods, " "); got != "totp sms none" {
+		t.Errorf("second_factor_changed events: %s, want totp sms none", got)
+	}
+	raw := e.topicBytes()
+	for _, s := range []string{"819012345678", newCodes[0], oldCodes[1]} {
+		if bytes.Contains(raw, []byte(s)) {
+			t.Errorf("%q in clear in the accounts topic", s)
+		}
+	}
+}
+
+// New recovery codes from the settings: the password again, ten new codes
+// shown once, the old set void; the settings count the codes left.
+func TestNewRecoveryCodesFromSettings(t *testing.T) {
+	e := newEnv(t)
+	c, pw := e.activeClient("a@codes.example", "codes-user")
+	secret, oldCodes := e.enrolTOTP(c)
+	acc, _ := e.svc.State().ByLogin("codes-user")
+	l, _ := e.login("codes-user", pw)
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": oldCodes[0]}), 200, "")
+	if f, n := factorState(t, c); f != "totp" || n != 9 {
+		t.Fatalf("after using one: %s with %d recovery codes, want totp with 9", f, n)
+	}
+
+	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": "not the password"}), 403, "wrong_password")
+	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 403, "reauth_required")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	r := c.do("POST", "/api/v1/account/recovery-codes", map[string]string{})
+	want(t, r, 200, "")
+	newCodes := texts(r.body["recovery_codes"])
+	if len(newCodes) != 10 || r.body["account"].(map[string]any)["second_factor"] != "totp" {
+		t.Fatalf("new codes: %s", r.raw)
+	}
+	for _, n := range newCodes {
+		for _, o := range oldCodes {
+			if n == o {
+				t.Fatalf("new code %s was an old one", n)
+			}
+		}
+	}
+	if f, n := factorState(t, c); f != "totp" || n != 10 {
+		t.Fatalf("after new codes: %s with %d recovery codes", f, n)
+	}
+	// The old set is void; a new code works once; the app works as before.
+	l, _ = e.login("codes-user", pw)
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": oldCodes[1]}), 401, "invalid_code")
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": newCodes[0]}), 200, "")
+	l, _ = e.login("codes-user", pw)
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": newCodes[0]}), 401, "invalid_code")
+	e.clock.Add(30 * time.Second)
+	code, err := totp.GenerateCode(secret, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code}), 200, "")
+	if _, n := factorState(t, c); n != 9 {
+		t.Fatalf("%d recovery codes left, want 9", n)
+	}
+
+	// The audit trail: the factor as it was, byte for byte, with new hashes.
+	ch := e.factorChanges(acc.ID)
+	if len(ch) != 2 || ch[1].Method != events.FactorTOTP || ch[1].TOTPSecretSealed != ch[0].TOTPSecretSealed ||
+		ch[1].RecoveryCodeHashes == ch[0].RecoveryCodeHashes || len(strings.Split(ch[1].RecoveryCodeHashes, ",")) != 10 {
+		t.Fatalf("second_factor_changed events: %+v", ch)
+	}
+	raw := e.topicBytes()
+	for _, s := range append([]string{secret}, newCodes...) {
+		if bytes.Contains(raw, []byte(s)) {
+			t.Errorf("%q in clear in the accounts topic", s)
+		}
+	}
+}
+
+// A throttled login says when to try again (Retry-After, in seconds): the
+// same for an unknown user ID as for a known one, doubling up to 15
+// minutes.
+func TestThrottledLoginsSayWhenToRetry(t *testing.T) {
+	e := newEnv(t)
+	_, id, pw := e.register("a@retry.example")
+	try := func(loginID, password string, status int, retryAfter string) reply {
+		t.Helper()
+		_, r := e.login(loginID, password)
+		want(t, r, status, "")
+		if got := r.header.Get("Retry-After"); got != retryAfter {
+			t.Fatalf("%s: %d with Retry-After %q, want %q", loginID, r.status, got, retryAfter)
+		}
+		return r
+	}
+	var throttled []string
+	for _, who := range []string{id, "nobody-here"} {
+		for range 3 { // the free failures
+			try(who, "a wrong password", 401, "")
+		}
+		throttled = append(throttled, try(who, "a wrong password", 429, "1").raw)
+		e.clock.Add(time.Second)
+		try(who, "a wrong password", 401, "")
+		try(who, pw, 429, "2") // even the right password waits
+		e.clock.Add(time.Second)
+		try(who, pw, 429, "1")
+		e.clock.Add(time.Second)
+		try(who, "a wrong password", 401, "")
+		try(who, "a wrong password", 429, "4")
+	}
+	if throttled[0] != throttled[1] {
+		t.Errorf("throttled: known user %s, unknown %s", throttled[0], throttled[1])
+	}
+	e.clock.Add(4 * time.Second)
+	try(id, pw, 200, "")
+	// Waiting out each delay, the next one doubles, up to 15 minutes.
+	wait := 4
+	for range 10 {
+		e.clock.Add(time.Duration(wait) * time.Second)
+		try("nobody-here", "a wrong password", 401, "")
+		wait = min(wait*2, 900)
+		try("nobody-here", "a wrong password", 429, strconv.Itoa(wait))
+	}
+	if wait != 900 {
+		t.Fatalf("the delay grew to %d s only", wait)
+	}
+}
+
+// One phone number gets at most 10 enrolment codes in 24 hours, whichever
+// accounts ask, so that it cannot be pumped through many accounts; another
+// number still gets its code, and so does a login of an account that
+// verified the capped number (the cap counts typed numbers only: otherwise
+// anyone could stop a victim's login codes by typing the victim's number).
+func TestSMSEnrolmentCodesPerPhoneNumberAreCapped(t *testing.T) {
+	e := newEnv(t)
+	const number = "+819011112222"
+	var cs []*client
+	var pws []string
+	for i := range 3 {
+		c, pw := e.activeClient(fmt.Sprintf("a%d@pump-number.example", i), fmt.Sprintf("pump-number-%d", i))
+		cs, pws = append(cs, c), append(pws, pw)
+	}
+	sent := 0
+	enrol := func(c *client, phone string, status int, retryAfter string) {
+		t.Helper()
+		r := c.do("POST", "/api/v1/2fa/sms/enrol", map[string]string{"phone": phone}, "Accept-Language", "en")
+		want(t, r, status, "")
+		if status == 202 {
+			sent++
+		} else if msg, _ := r.body["message"].(string); r.body["error"] != "throttled" || r.header.Get("Retry-After") != retryAfter ||
+			!strings.Contains(msg, "phone number; wait before asking for another") {
+			t.Fatalf("refusal %s with Retry-After %q, want throttled for the number and %s", r.raw, r.header.Get("Retry-After"), retryAfter)
+		}
+		if got := len(e.sms.Messages()); got != sent {
+			t.Fatalf("%d messages at the gateway, want %d", got, sent)
+		}
+	}
+	// Three accounts of three customers, each within its own caps (a code a
+	// minute, 5 a session), send 10 codes to one number in 3 minutes.
+	for sent < 9 {
+		for _, c := range cs {
+			enrol(c, number, 202, "")
+		}
+		e.clock.Add(time.Minute)
+	}
+	enrol(cs[0], number, 202, "")
+	tenth := e.lastSMS()
+	enrol(cs[1], number, 429, strconv.Itoa(int((24*time.Hour - 3*time.Minute).Seconds())))
+	enrol(cs[1], "+819033334444", 202, "")
+	// The tenth code enrols the number for the first account, whose logins
+	// then get their codes.
+	want(t, cs[0].do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": tenth}), 200, "")
+	l, r := e.login("pump-number-0", pws[0])
+	if r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "sms" {
+		t.Fatalf("login: %s", r.raw)
+	}
+	want(t, l.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}), 202, "")
+	sent++
+	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": e.lastSMS()}), 200, "")
+	// A day after the first codes, the number takes enrolments again.
+	e.clock.Add(24*time.Hour - 3*time.Minute)
+	c, r := e.login("pump-number-2", pws[2])
+	if r.body["stage"] != accounts.StageChooseFactor {
+		t.Fatalf("login: %s", r.raw)
+	}
+	enrol(c, number, 202, "")
 }

@@ -1,7 +1,9 @@
 package portal
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -16,8 +18,9 @@ import (
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "mimamori_session"
 
-// reauthWindow is how long an active session may start enrolling a second
-// factor after its user entered the password again.
+// reauthWindow is how long an active session may start enrolling or
+// replacing a second factor, turn it off or get new recovery codes after
+// its user entered the password again.
 const reauthWindow = 10 * time.Minute
 
 // smsPerSession caps the SMS codes one session gets sent (enrolment or
@@ -41,8 +44,9 @@ func accountRoutes(r *gin.Engine, d Deps) *authAPI {
 	g.POST("/login/credentials", a.need(accounts.StageChangeCredentials), a.changeCredentials)
 	g.POST("/login/second-factor", a.need(accounts.StageSecondFactor), a.secondFactor)
 	g.POST("/login/second-factor/sms", a.need(accounts.StageSecondFactor), a.sendLoginSMS)
-	// The enrolment routes serve the first login's choice and, later, an
-	// account that declined it and enrols from the settings.
+	// The enrolment routes serve the first login's choice and, later, the
+	// settings: an account without a factor enrols one, an account with one
+	// replaces it ("replace": true).
 	g.POST("/2fa/totp/enrol", a.need(""), a.enrolment(true), a.totpEnrol)
 	g.POST("/2fa/totp/confirm", a.need(""), a.enrolment(false), a.totpConfirm)
 	g.POST("/2fa/sms/enrol", a.need(""), a.enrolment(true), a.smsEnrol)
@@ -55,6 +59,9 @@ func accountRoutes(r *gin.Engine, d Deps) *authAPI {
 	// The settings of a logged-in user.
 	g.POST("/account/password", a.need(accounts.StageActive), a.changePassword)
 	g.POST("/account/reauthenticate", a.need(accounts.StageActive), a.reauthenticate)
+	g.GET("/account/second-factor", a.need(accounts.StageActive), a.secondFactorState)
+	g.POST("/account/second-factor/disable", a.need(accounts.StageActive), a.reauthenticated, a.disableFactor)
+	g.POST("/account/recovery-codes", a.need(accounts.StageActive), a.reauthenticated, a.newRecoveryCodes)
 	return a
 }
 
@@ -112,7 +119,8 @@ func current(c *gin.Context) (string, *session) {
 // login (choose_second_factor), or later from the settings by an active
 // session whose user entered the password again less than reauthWindow
 // ago to start it (start), and that started it so to finish it. Whether
-// the account may still enrol is the accounts service's rule.
+// the account may enrol, or replace its factor, is the accounts service's
+// rule.
 func (a *authAPI) enrolment(start bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		_, se := current(c)
@@ -127,6 +135,18 @@ func (a *authAPI) enrolment(start bool) gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// reauthenticated admits an active session whose user entered the
+// password again less than reauthWindow ago: a session left open is not
+// enough to turn 2-step verification off or to read new recovery codes.
+func (a *authAPI) reauthenticated(c *gin.Context) {
+	_, se := current(c)
+	if !a.ss.cfg.Now().Before(se.reauthUntil) {
+		writeAPIError(c, http.StatusForbidden, "reauth_required")
+		return
+	}
+	c.Next()
 }
 
 func (a *authAPI) setCookie(c *gin.Context, id string) {
@@ -145,6 +165,23 @@ func bind(c *gin.Context, v any) bool {
 		return false
 	}
 	return true
+}
+
+// bindOptional reads a body whose fields are all optional: an empty body
+// is as good as {}.
+func bindOptional(c *gin.Context, v any) bool {
+	if err := json.NewDecoder(c.Request.Body).Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeAPIError(c, http.StatusBadRequest, "bad_request")
+		return false
+	}
+	return true
+}
+
+// enrolOptions is the body of the routes that start an enrolment.
+type enrolOptions struct {
+	// Replace replaces the second factor the account has (from the
+	// settings); without it such an account gets 409 second_factor_set.
+	Replace bool `json:"replace"`
 }
 
 func (a *authAPI) login(c *gin.Context) {
@@ -189,13 +226,17 @@ func (a *authAPI) changeCredentials(c *gin.Context) {
 }
 
 func (a *authAPI) totpEnrol(c *gin.Context) {
+	var req enrolOptions
+	if !bindOptional(c, &req) {
+		return
+	}
 	id, se := current(c)
-	en, err := a.svc.BeginTOTP(se.p)
+	en, err := a.svc.BeginTOTP(se.p, req.Replace)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.ss.update(id, func(s *session) { s.totpSecret, s.enrolling = en.Secret, true })
+	a.ss.update(id, func(s *session) { s.totpSecret, s.enrolling, s.replacing = en.Secret, true, req.Replace })
 	c.JSON(http.StatusOK, en)
 }
 
@@ -211,7 +252,7 @@ func (a *authAPI) totpConfirm(c *gin.Context) {
 		writeAPIError(c, http.StatusConflict, "wrong_stage")
 		return
 	}
-	codes, err := a.svc.ConfirmTOTP(c.Request.Context(), se.p, se.totpSecret, req.Code)
+	codes, err := a.svc.ConfirmTOTP(c.Request.Context(), se.p, se.totpSecret, req.Code, se.replacing)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -238,6 +279,7 @@ func (a *authAPI) activate(c *gin.Context, id string, se *session, stage string,
 func (a *authAPI) smsEnrol(c *gin.Context) {
 	var req struct {
 		Phone string `json:"phone"`
+		enrolOptions
 	}
 	if !bind(c, &req) {
 		return
@@ -247,11 +289,11 @@ func (a *authAPI) smsEnrol(c *gin.Context) {
 		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_session_limit")
 		return
 	}
-	if err := a.svc.BeginSMS(c.Request.Context(), se.p, req.Phone); err != nil {
+	if err := a.svc.BeginSMS(c.Request.Context(), se.p, req.Phone, req.Replace); err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.ss.update(id, func(s *session) { s.enrolling, s.smsSent = true, s.smsSent+1 })
+	a.ss.update(id, func(s *session) { s.enrolling, s.replacing, s.smsSent = true, req.Replace, s.smsSent+1 })
 	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
 }
 
@@ -263,7 +305,7 @@ func (a *authAPI) smsVerify(c *gin.Context) {
 		return
 	}
 	id, se := current(c)
-	codes, err := a.svc.ConfirmSMS(c.Request.Context(), se.p, req.Code)
+	codes, err := a.svc.ConfirmSMS(c.Request.Context(), se.p, req.Code, se.replacing)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -378,8 +420,9 @@ func (a *authAPI) changePassword(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"account": p})
 }
 
-// reauthenticate checks the password again and lets the session start
-// enrolling a second factor for reauthWindow.
+// reauthenticate checks the password again and lets the session change
+// its 2-step verification for reauthWindow: start enrolling or replacing a
+// factor, turn it off, get new recovery codes.
 func (a *authAPI) reauthenticate(c *gin.Context) {
 	var req struct {
 		Password string `json:"password"`
@@ -396,6 +439,42 @@ func (a *authAPI) reauthenticate(c *gin.Context) {
 	until := a.ss.cfg.Now().Add(reauthWindow)
 	a.ss.update(id, func(s *session) { s.reauthUntil = until })
 	c.JSON(http.StatusOK, gin.H{"status": "reauthenticated", "reauthenticated_until": until.UTC()})
+}
+
+// secondFactorState is the account's 2-step verification as the settings
+// show it: the factor and how many recovery codes are left unused.
+func (a *authAPI) secondFactorState(c *gin.Context) {
+	_, se := current(c)
+	acc, ok := a.svc.State().Account(se.p.AccountID)
+	if !ok { // need checked it a moment ago; it cannot go away
+		writeAPIError(c, http.StatusUnauthorized, "login_required")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"second_factor": acc.Factor, "recovery_codes_left": len(acc.RecoveryHashes)})
+}
+
+// disableFactor turns 2-step verification off (the password was entered
+// again); the session goes on.
+func (a *authAPI) disableFactor(c *gin.Context) {
+	_, se := current(c)
+	if err := a.svc.DisableSecondFactor(c.Request.Context(), se.p); err != nil {
+		a.fail(c, err)
+		return
+	}
+	p, _ := a.svc.Current(se.p)
+	c.JSON(http.StatusOK, gin.H{"account": p})
+}
+
+// newRecoveryCodes replaces the recovery codes (the password was entered
+// again) and shows the new ones, this once.
+func (a *authAPI) newRecoveryCodes(c *gin.Context) {
+	_, se := current(c)
+	codes, err := a.svc.NewRecoveryCodes(c.Request.Context(), se.p)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"account": se.p, "recovery_codes": codes})
 }
 
 // endIfItLocked ends the session whose wrong password or code, entered in
@@ -419,6 +498,10 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_throttled")
 		return
 	}
+	if errors.Is(err, accounts.ErrSMSPhoneThrottled) {
+		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_phone_throttled")
+		return
+	}
 	codes := []struct {
 		err    error
 		status int
@@ -438,6 +521,7 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		{accounts.ErrWrongPassword, http.StatusForbidden, "wrong_password"},
 		{accounts.ErrPasswordSame, http.StatusUnprocessableEntity, "password_same"},
 		{accounts.ErrSecondFactorSet, http.StatusConflict, "second_factor_set"},
+		{accounts.ErrNoSecondFactor, http.StatusConflict, "no_second_factor"},
 		{accounts.ErrNotOwner, http.StatusServiceUnavailable, "accounts_moved"},
 	}
 	for _, m := range codes {
@@ -455,6 +539,7 @@ var messages = map[string][2]string{
 	"invalid_credentials": {"ユーザーIDまたはパスワードが正しくありません。", "The user ID or password is not correct."},
 	"throttled":           {"試行回数が多すぎます。しばらく待ってから再度お試しください。", "Too many attempts. Wait a moment and try again."},
 	"sms_throttled":       {"確認コードの送信が多すぎます。届いたコードを入力するか、しばらく待ってから再送してください。", "Too many codes were sent. Enter the last one you received, or wait before asking for another."},
+	"sms_phone_throttled": {"この電話番号には確認コードを送信しすぎています。しばらく待ってから再送してください。", "Too many codes were sent to this phone number; wait before asking for another."},
 	"sms_session_limit":   {"このログインで送信できる確認コードの上限に達しました。もう一度ログインしてください。", "This login has had as many codes as it may; log in again to get another."},
 	"invalid_code":        {"確認コードが正しくないか、有効期限が切れています。", "The code is wrong or has expired."},
 	"password_too_short":  {"パスワードは12文字以上にしてください。", "The password must be at least 12 characters long."},
@@ -468,6 +553,7 @@ var messages = map[string][2]string{
 	"wrong_password":      {"現在のパスワードが正しくありません。", "The current password is not correct."},
 	"password_same":       {"新しいパスワードが現在のパスワードと同じです。別のパスワードにしてください。", "The new password is the current one; choose another."},
 	"second_factor_set":   {"2段階認証は既に設定されています。", "Two-step verification is already set up."},
+	"no_second_factor":    {"2段階認証は設定されていません。", "Two-step verification is not set up."},
 	"accounts_moved":      {"ただいまログインを受け付けられません。しばらくしてから再度お試しください。", "Logins are handled by another server right now; try again in a moment."},
 	"reauth_required":     {"続けるには、もう一度パスワードを入力してください。", "Enter your password again to continue."},
 	"login_required":      {"ログインしてください。", "Please log in."},

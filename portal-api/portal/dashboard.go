@@ -53,6 +53,7 @@ func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) *dashAPI {
 	g.GET("/compare/participants", h.participants)
 	g.GET("/compare/devices", h.compareDevices)
 	g.GET("/notices", h.notices)
+	g.GET("/notices/:id", h.notice)
 	return h
 }
 
@@ -317,23 +318,46 @@ func (h *dashAPI) notices(c *gin.Context) {
 	}
 	items := make([]gin.H, 0, len(ns))
 	for _, n := range ns {
-		var title, body gin.H
-		switch n.Kind {
-		case "maintenance":
-			title = gin.H{"ja": "計画メンテナンス: " + n.Summary, "en": "Planned maintenance: " + n.Summary}
-		case "fault":
-			title = gin.H{"ja": "障害のお知らせ: " + n.Summary, "en": "Service fault: " + n.Summary}
-		default:
-			title = gin.H{"ja": "ファームウェア更新 " + n.FirmwareVersion + ": " + n.Summary,
-				"en": "Firmware update " + n.FirmwareVersion + ": " + n.Summary}
-		}
-		body = gin.H{"ja": n.Details, "en": n.Details}
-		var ends any
-		if !n.EndsAt.IsZero() {
-			ends = n.EndsAt.Format(time.RFC3339)
-		}
-		items = append(items, gin.H{"id": n.ID, "kind": n.Kind, "title": title, "body": body,
-			"starts_at": n.StartsAt.Format(time.RFC3339), "ends_at": ends, "published_at": n.PublishedAt.Format(time.RFC3339)})
+		items = append(items, noticeJSON(n))
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items})
+}
+
+// notice is one notice of the customer, or 404 for any other: the page a
+// mail about a fault or a maintenance links to.
+func (h *dashAPI) notice(c *gin.Context) {
+	id := c.Param("id")
+	if id == "" || len(id) > 64 {
+		notFound(c)
+		return
+	}
+	n, err := h.st.Notice(c.Request.Context(), customerOf(c), id)
+	if errors.Is(err, dashboard.ErrNotFound) {
+		notFound(c)
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, noticeJSON(n))
+}
+
+func noticeJSON(n dashboard.Notice) gin.H {
+	var title gin.H
+	switch n.Kind {
+	case "maintenance":
+		title = gin.H{"ja": "計画メンテナンス: " + n.Summary, "en": "Planned maintenance: " + n.Summary}
+	case "fault":
+		title = gin.H{"ja": "障害のお知らせ: " + n.Summary, "en": "Service fault: " + n.Summary}
+	default:
+		title = gin.H{"ja": "ファームウェア更新 " + n.FirmwareVersion + ": " + n.Summary,
+			"en": "Firmware update " + n.FirmwareVersion + ": " + n.Summary}
+	}
+	var ends any
+	if !n.EndsAt.IsZero() {
+		ends = n.EndsAt.Format(time.RFC3339)
+	}
+	return gin.H{"id": n.ID, "kind": n.Kind, "title": title, "body": gin.H{"ja": n.Details, "en": n.Details},
+		"starts_at": n.StartsAt.Format(time.RFC3339), "ends_at": ends, "published_at": n.PublishedAt.Format(time.RFC3339)}
 }

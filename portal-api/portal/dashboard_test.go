@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -524,7 +526,16 @@ func TestTenantIsolation(t *testing.T) {
 		"/api/v1/login/second-factor/sms": true, "/api/v1/2fa/totp/enrol": true, "/api/v1/2fa/totp/confirm": true,
 		"/api/v1/2fa/sms/enrol": true, "/api/v1/2fa/sms/verify": true, "/api/v1/2fa/decline": true, "/api/v1/logout": true,
 		"/api/v1/password-reset": true, "/api/v1/password-reset/confirm": true,
-		"/api/v1/account/password": true, "/api/v1/account/reauthenticate": true}
+		"/api/v1/account/password": true, "/api/v1/account/reauthenticate": true,
+		"/api/v1/account/second-factor/disable": true, "/api/v1/account/recovery-codes": true}
+	// The object of a route with an ID is one of B's: the alert, or the
+	// notice addressed to B alone.
+	objectOfB := func(path string) string {
+		if strings.Contains(path, "/notices/") {
+			return "nt_fw_b"
+		}
+		return d.alertB.ID
+	}
 	// Query parameters naming B's objects, for every GET route.
 	query := "?device=dev-b1&customer=" + url.QueryEscape(d.custB) + "&customer_id=" + url.QueryEscape(d.custB) + "&q=evil"
 	asked := 0
@@ -534,7 +545,7 @@ func TestTenantIsolation(t *testing.T) {
 		// every method and whatever the path names (B's objects here).
 		if strings.HasPrefix(r.Path, "/api/v1/operator/") {
 			operatorRoutes++
-			path := strings.NewReplacer(":customer", d.custB, ":account", "ac_x", ":id", d.alertB.ID).Replace(r.Path)
+			path := strings.NewReplacer(":customer", d.custB, ":account", "ac_x", ":id", objectOfB(r.Path)).Replace(r.Path)
 			st, body := d.send(d.a, r.Method, path+query, map[string]string{"customers": d.custB})
 			if st != 403 || !bytes.Contains(body, []byte(`"operator_only"`)) {
 				t.Errorf("%s %s with A's session: %d %s, want 403 operator_only", r.Method, path, st, body)
@@ -551,7 +562,7 @@ func TestTenantIsolation(t *testing.T) {
 		for _, seg := range strings.Split(r.Path, "/") {
 			switch {
 			case seg == ":id":
-				path = strings.Replace(path, seg, d.alertB.ID, 1)
+				path = strings.Replace(path, seg, objectOfB(r.Path), 1)
 			case strings.HasPrefix(seg, ":") || strings.HasPrefix(seg, "*"):
 				path = strings.Replace(path, seg, "dev-b1", 1)
 			}
@@ -593,5 +604,62 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if st := d.get(d.b, "/api/v1/alerts/"+d.alertB.ID, nil); st != 200 {
 		t.Errorf("B's own alert: %d", st)
+	}
+	if st := d.get(d.b, "/api/v1/notices/nt_fw_b", nil); st != 200 {
+		t.Errorf("B's own notice: %d", st)
+	}
+}
+
+// A notice by its ID, as the mails about faults and maintenance link to
+// it: the customer's own and those for everyone, however old; never
+// another customer's nor a fault of level Z.
+func TestNoticeDetail(t *testing.T) {
+	d := newDashEnv(t)
+	var list struct{ Items []map[string]any }
+	d.get(d.a, "/api/v1/notices", &list)
+	if len(list.Items) != 2 {
+		t.Fatalf("A's notices: %+v", list)
+	}
+	for _, item := range list.Items {
+		var one map[string]any
+		if st := d.get(d.a, "/api/v1/notices/"+item["id"].(string), &one); st != 200 || !reflect.DeepEqual(one, item) {
+			t.Errorf("notice %s: %d %v, the list shows %v", item["id"], st, one, item)
+		}
+	}
+	for _, c := range []struct {
+		who    string
+		c      *client
+		id     string
+		status int
+	}{
+		{"A", d.a, "nt_fault_a", 200}, {"A", d.a, "nt_maint", 200}, {"A", d.a, "nt_fw_b", 404}, {"A", d.a, "nt_fault_z", 404},
+		{"A", d.a, "nt_unknown", 404}, {"A", d.a, strings.Repeat("n", 65), 404},
+		{"B", d.b, "nt_fw_b", 200}, {"B", d.b, "nt_fault_a", 404}, {"B", d.b, "nt_fault_z", 404}, {"nobody", nil, "nt_maint", 401},
+	} {
+		if st := d.get(c.c, "/api/v1/notices/"+c.id, nil); st != c.status {
+			t.Errorf("%s asks for %s: %d, want %d", c.who, c.id, st, c.status)
+		}
+	}
+	// 200 newer notices for everyone push A's fault out of the list, which
+	// shows the newest 200: its mail's link still opens it.
+	for i := range 200 {
+		at := d.now.Add(-time.Duration(i) * time.Minute)
+		d.add(&events.MaintenanceAnnounced{NoticeID: fmt.Sprintf("nt_later_%03d", i), Customers: "*", Summary: "作業",
+			StartsAt: d.now.Add(40 * 24 * time.Hour), EndsAt: d.now.Add(41 * 24 * time.Hour), AnnouncedAt: at}, at)
+	}
+	d.flush()
+	list.Items = nil
+	d.get(d.a, "/api/v1/notices", &list)
+	if len(list.Items) != 200 || list.Items[0]["id"] != "nt_later_000" {
+		t.Fatalf("A's notices: %d, first %v", len(list.Items), list.Items[0]["id"])
+	}
+	var fault struct {
+		ID    string
+		Kind  string
+		Title map[string]string
+	}
+	if st := d.get(d.a, "/api/v1/notices/nt_fault_a", &fault); st != 200 || fault.ID != "nt_fault_a" || fault.Kind != "fault" ||
+		!strings.Contains(fault.Title["ja"], "遅延") {
+		t.Errorf("A's fault beyond the list: %d %+v", st, fault)
 	}
 }

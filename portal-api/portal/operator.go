@@ -48,6 +48,7 @@ func operatorRoutes(r *gin.Engine, d Deps, a *authAPI, dash *dashAPI) {
 	cg.GET("/alerts/:id", o.audit, dash.alert)
 	cg.GET("/devices", o.audit, dash.devices)
 	cg.GET("/notices", o.audit, dash.notices)
+	cg.GET("/notices/:id", o.audit, dash.notice)
 }
 
 // audit records the operator's read of a customer's data before it is

@@ -184,10 +184,18 @@ func TestOperatorAPI(t *testing.T) {
 	if st := d.get(op, "/api/v1/operator/customers/cu_nobody/summary", nil); st != 404 {
 		t.Errorf("unknown customer: %d, want 404", st)
 	}
-	for _, path := range []string{"devices", "notices"} {
+	for _, path := range []string{"devices", "notices", "notices/nt_fault_a", "notices/nt_maint"} {
 		if st := d.get(op, "/api/v1/operator/customers/"+d.custA+"/"+path, nil); st != 200 {
 			t.Errorf("operator's view of A's %s: %d", path, st)
 		}
+	}
+	// A notice as the customer sees it: B's own is not A's.
+	if st := d.get(op, "/api/v1/operator/customers/"+d.custA+"/notices/nt_fw_b", nil); st != 404 {
+		t.Errorf("B's notice under A: %d, want 404", st)
+	}
+	var n struct{ ID string }
+	if st := d.get(op, "/api/v1/operator/customers/"+d.custB+"/notices/nt_fw_b", &n); st != 200 || n.ID != "nt_fw_b" {
+		t.Errorf("B's notice under B: %d %+v", st, n)
 	}
 	// The operator's own customer routes stay its own organisation's.
 	var own alertPage
@@ -326,7 +334,8 @@ func TestOperatorAPI(t *testing.T) {
 		}
 	}
 	for _, want := range []string{d.custA + " /summary ", d.custA + " /alerts ", d.custA + " /alerts/:id " + d.alertB.ID,
-		d.custB + " /alerts/:id " + d.alertB.ID, d.custA + " /devices ", d.custA + " /notices ", d.custA + " /accounts "} {
+		d.custB + " /alerts/:id " + d.alertB.ID, d.custA + " /devices ", d.custA + " /notices ", d.custA + " /accounts ",
+		d.custA + " /notices/:id nt_fault_a", d.custB + " /notices/:id nt_fw_b"} {
 		if views[want] == 0 {
 			t.Errorf("no audit record of %q; recorded: %v", want, views)
 		}

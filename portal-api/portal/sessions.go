@@ -24,12 +24,14 @@ type session struct {
 	created    time.Time
 	lastSeen   time.Time
 	totpSecret string // pending enrolment, never sent back after the first answer
-	// An active session enrols a second factor from the settings only
-	// after its user entered the password again: until reauthUntil it may
-	// start an enrolment, and enrolling marks the one it started.
+	// An active session changes 2-step verification from the settings
+	// only after its user entered the password again: until reauthUntil it
+	// may start an enrolment (or turn the factor off, or get new recovery
+	// codes), and enrolling marks the one it started.
 	reauthUntil time.Time
 	enrolling   bool
-	smsSent     int // SMS codes sent for this session (smsPerSession)
+	replacing   bool // the enrolment started replaces the account's factor
+	smsSent     int  // SMS codes sent for this session (smsPerSession)
 }
 
 // sessions is the server-side store. It keys sessions by the SHA-256 of

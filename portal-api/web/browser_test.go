@@ -210,6 +210,30 @@ func (s *stack) mail(t *testing.T, to string, re *regexp.Regexp, skip int) strin
 	return ""
 }
 
+var reSMSCode = regexp.MustCompile(`mimamori verification code: (\d{6})`)
+
+// smsCode waits for the n-th text message (1 the first) the embedded SMS
+// gateway kept, reading the mailbox page, which lists them newest first, as
+// a person would, and returns its code.
+func (s *stack) smsCode(t *testing.T, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.p.Endpoints.Mailbox + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if codes := reSMSCode.FindAllStringSubmatch(html.UnescapeString(string(b)), -1); len(codes) >= n {
+			return codes[len(codes)-n][1]
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no text message %d on the mailbox page", n)
+	return ""
+}
+
 // tempCredentials reads the temporary credentials of a mail to email: the
 // first-login mail (skip 0), then those of accounts issued later.
 func (s *stack) tempCredentials(t *testing.T, email string, skip int) (string, string) {
@@ -493,7 +517,9 @@ func TestBrowserFirstLoginDashboardAlerts(t *testing.T) {
 // password; an operator who finds that customer, lifts a lock, adds an
 // account and publishes notices; the customer, unlocked, reads them, then
 // sets up 2-step verification and a new password in the settings, logs in
-// with both, and opens the links of mails about a device and a notice.
+// with both, gets new recovery codes, replaces the app by SMS, turns 2-step
+// verification off, and opens the links of mails about a device and a
+// notice.
 func TestBrowserResetDeclineOperator(t *testing.T) {
 	needChromium(t)
 	s := newStack(t)
@@ -722,8 +748,10 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.do("confirm the app", fill("#code", code), click("#totp-submit"), visible("#recovery-codes"))
-	if n := eval[int](b, `document.querySelectorAll("#recovery-codes li").length`); n != 10 {
-		t.Errorf("%d recovery codes shown, want 10", n)
+	listed := `[...document.querySelectorAll("#recovery-codes li")].map(li => li.textContent)`
+	firstCodes := eval[[]string](b, listed)
+	if len(firstCodes) != 10 {
+		t.Fatalf("%d recovery codes shown, want 10", len(firstCodes))
 	}
 	b.shot("27-settings-recovery-codes")
 	b.do("back to the settings", click("#continue"), visible("#factor-done"), visible(`#factor-state[data-factor="totp"]`))
@@ -749,6 +777,69 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.do("the app's code", fill("#code", next), click("#second-submit"), visible("#nav"))
+
+	// 5b. Still in the settings: the recovery codes left, a new set (the
+	// password again; at the next login the old set is void), the app
+	// replaced by SMS, then 2-step verification turned off after a clear
+	// warning. Each next login follows.
+	b.do("the settings again", click(`#nav a[href="/settings"]`), visible(`#codes-left[data-left="10"]`), visible("#factor-off"))
+	b.do("new recovery codes", click("#codes-new"), visible("#reauth-form"))
+	if got := b.text("#reauth-hint"); !strings.Contains(got, "使えなくなります") {
+		t.Errorf("the hint before new recovery codes: %q", got)
+	}
+	b.do("the password again", fill("#reauth-password", pw3+"\r"), visible("#recovery-codes"), visible("#recovery-old-void"))
+	newCodes := eval[[]string](b, listed)
+	if len(newCodes) != 10 || newCodes[0] == firstCodes[0] {
+		t.Fatalf("new recovery codes %v, the first ones %v", newCodes, firstCodes)
+	}
+	b.shot("30a-settings-new-recovery-codes")
+	b.do("back to the settings", click("#continue"), visible("#codes-done"), visible(`#codes-left[data-left="10"]`))
+	b.do("log out", click("#logout"), visible("#logged-out"))
+	b.do("log in", fill("#login-id", "reset-user"), fill("#password", pw3), click("#login-submit"), visible("#second-form"))
+	b.do("an old recovery code", fill("#code", firstCodes[1]), click("#second-submit"), until(`document.querySelector("#second-form .error").textContent !== ""`))
+	if got := b.text("#second-form .error"); !strings.Contains(got, "確認コードが正しくない") {
+		t.Errorf("an old recovery code: %q", got)
+	}
+	eval[string](b, `document.getElementById("code").value = ""`)
+	b.do("a new recovery code", fill("#code", newCodes[0]), click("#second-submit"), visible("#nav"))
+	b.do("the codes left", chromedp.Navigate(base+"/settings"), visible(`#codes-left[data-left="9"]`))
+	b.shot("30b-settings-codes-left")
+
+	b.do("replace the app", click("#factor-replace"), visible("#reauth-form"), fill("#reauth-password", pw3+"\r"),
+		visible("#replace-hint"), visible("#choose-sms"), visible("#enrol-cancel"))
+	if got := b.text("#page-title"); got != "2段階認証の変更" {
+		t.Errorf("replacing is titled %q", got)
+	}
+	b.shot("30c-settings-replace-choose")
+	b.do("by SMS", click("#choose-sms"), visible("#sms-form"), fill("#phone", "+81 90-1234-5678"), click("#sms-form button[type=submit]"),
+		visible("#sms-code-form"))
+	b.do("the SMS code", fill("#sms-code", s.smsCode(t, 1)), click("#sms-code-form button[type=submit]"), visible("#recovery-codes"),
+		visible("#recovery-old-void"))
+	b.shot("30d-settings-replaced-recovery-codes")
+	b.do("back to the settings", click("#continue"), visible("#factor-replaced"), visible(`#factor-state[data-factor="sms"]`),
+		visible(`#codes-left[data-left="10"]`))
+	b.do("log out", click("#logout"), visible("#logged-out"))
+	b.do("log in", fill("#login-id", "reset-user"), fill("#password", pw3), click("#login-submit"), visible("#send-sms"))
+	b.do("a code by SMS", click("#send-sms"), until(`document.querySelector("#second-form .error").textContent !== ""`))
+	b.do("the SMS's code", fill("#code", s.smsCode(t, 2)), click("#second-submit"), visible("#nav"))
+
+	b.do("the settings", click(`#nav a[href="/settings"]`), visible("#factor-off"))
+	b.do("turn it off", click("#factor-off"), visible("#reauth-warning"))
+	if got, button := b.text("#reauth-warning"), b.text("#reauth-submit"); !strings.Contains(got, "パスワードだけでログインできる") || button != "オフにする" {
+		t.Errorf("turning it off warns %q, with the button %q", got, button)
+	}
+	if got := eval[string](b, `document.activeElement.id`); got != "reauth-password" {
+		t.Errorf("the focus is on #%s, want the password field", got)
+	}
+	b.shot("30e-settings-turn-off-warning")
+	b.do("the password, and off", fill("#reauth-password", pw3), click("#reauth-submit"), visible("#factor-off-done"),
+		visible(`#factor-state[data-factor="none"]`), visible("#factor-start"))
+	if eval[bool](b, `!!document.getElementById("codes-left")`) {
+		t.Error("recovery codes are counted with 2-step verification off")
+	}
+	b.shot("30f-settings-2fa-off")
+	b.do("log out", click("#logout"), visible("#logged-out"))
+	b.do("the password alone", fill("#login-id", "reset-user"), fill("#password", pw3), click("#login-submit"), visible("#nav"))
 
 	// 6. The links of the mails: a device (alert digests, stopped or back
 	// online: services/notifier builds <portal>/devices/<id>) and a notice

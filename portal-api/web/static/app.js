@@ -12,6 +12,7 @@
   var names = {}; // customer ID → name, as the operator's list last showed them
 
   var enrolFrom = "login"; // where an enrolment of a second factor started: "login" or "settings"
+  var replacing = false; // the enrolment from the settings replaces the account's factor
 
   // The token of a password reset link (/reset#token=…; links mailed before
   // carry it in the query, /reset?token=…) leaves the address bar before any
@@ -244,7 +245,7 @@
         errorBox(), h("button", { type: "submit", id: "change-submit" }, t("save"))));
       return;
     }
-    if (me.stage === "choose_second_factor") { enrolFrom = "login"; return chooseFactor(); }
+    if (me.stage === "choose_second_factor") { enrolFrom = "login"; replacing = false; return chooseFactor(); }
     if (me.stage === "second_factor") {
       page("secondTitle");
       var sms = me.second_factor === "sms";
@@ -262,14 +263,17 @@
   }
 
   function chooseFactor() {
-    page("chooseTitle");
+    page(enrolFrom === "settings" && replacing ? "replaceTitle" : "chooseTitle");
     var err = errorBox("decline-error");
     var choices = h("div", { class: "actions" },
       h("button", { type: "button", id: "choose-totp", onclick: totpEnrol }, t("chooseTOTP")),
       h("button", { type: "button", id: "choose-sms", class: "secondary", onclick: smsEnrol }, t("chooseSMS")));
     if (enrolFrom === "settings") {
-      // Later, from the settings: declining again means going back.
-      main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")), choices,
+      // Later, from the settings: declining again means going back. A
+      // replacement says that the current factor stands until the new one
+      // is confirmed.
+      main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")),
+        replacing ? h("p", { class: "hint", id: "replace-hint" }, t("replaceHint")) : null, choices,
         h("div", { class: "decline" }, h("button", { type: "button", id: "enrol-cancel", class: "linkish", onclick: function () { go("/settings"); } }, t("cancel")))));
       return;
     }
@@ -290,7 +294,7 @@
   function backButton() { return h("button", { type: "button", class: "secondary", onclick: function () { chooseFactor(); focusTitle(); } }, t("back")); }
 
   function totpEnrol() {
-    return api("POST", "/api/v1/2fa/totp/enrol", {}).then(function (r) {
+    return api("POST", "/api/v1/2fa/totp/enrol", { replace: replacing }).then(function (r) {
       page("totpTitle");
       if (!r.ok) {
         main.appendChild(h("div", { class: "card narrow" }, h("p", { class: "error", role: "alert" }, errText(r)), h("div", { class: "actions" }, backButton())));
@@ -319,7 +323,7 @@
       errorBox("sms-code-error"), h("button", { type: "submit" }, t("confirm")));
     codeForm.hidden = true;
     main.appendChild(form("sms-form", function (f) {
-      return api("POST", "/api/v1/2fa/sms/enrol", { phone: f.elements.phone.value.trim() }).then(function (r) {
+      return api("POST", "/api/v1/2fa/sms/enrol", { phone: f.elements.phone.value.trim(), replace: replacing }).then(function (r) {
         if (!r.ok) return showError(f, r);
         showError(f, t("codeSent"));
         codeForm.hidden = false;
@@ -331,16 +335,21 @@
     focusTitle();
   }
 
-  function recovery(data) {
+  // recovery shows the recovery codes of an enrolment, or (codesOnly) the
+  // new set asked for in the settings, this once.
+  function recovery(data, codesOnly) {
     me = data.account;
     chrome();
     page("recoveryTitle");
+    var renewed = codesOnly || replacing;
     main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("recoveryHint")),
+      renewed ? h("p", { class: "warning", id: "recovery-old-void" }, t("recoveryOldVoid")) : null,
       h("ol", { class: "codes", id: "recovery-codes" }, (data.recovery_codes || []).map(function (c) { return h("li", {}, c); })),
       h("button", { type: "button", id: "continue", onclick: function () {
         if (enrolFrom !== "settings") return afterStage(me);
+        flash = codesOnly ? { id: "codes-done", key: "codesDone" } : replacing ? { id: "factor-replaced", key: "factorReplaced" } : { id: "factor-done", key: "factorDone" };
         enrolFrom = "login";
-        flash = { id: "factor-done", key: "factorDone" };
+        replacing = false;
         go("/settings", true);
       } }, t(enrolFrom === "settings" ? "backToSettings" : "continue"))));
     focusTitle();
@@ -673,23 +682,24 @@
     });
   }
   // noticePage is one notice: where the mails of a fault or a maintenance
-  // link to.
+  // link to. The API answers 404 for a notice that is not the customer's.
   function noticePage(sc, id) {
     page("noticeTitle");
     customerBar(sc, "notices");
     main.appendChild(h("p", {}, link(sc.ui + "/notices", "← " + t("backToNotices"), { id: "back-to-notices" })));
-    return api("GET", sc.api + "/notices").then(function (r) {
+    return api("GET", sc.api + "/notices/" + encodeURIComponent(id)).then(function (r) {
+      if (r.status === 404) { main.appendChild(h("p", { class: "card empty", id: "no-notice" }, t("noticeNotFound"))); return; }
       if (failed(r)) return;
-      var n = (r.data.items || []).filter(function (x) { return x.id === id; })[0];
-      if (!n) { main.appendChild(h("p", { class: "card empty", id: "no-notice" }, t("noticeNotFound"))); return; }
-      main.appendChild(noticeCard(sc, n, true));
+      main.appendChild(noticeCard(sc, r.data, true));
     });
   }
 
   // ---- settings ----
-  // settingsPage changes the password (the current one asked again) and sets
-  // up 2-step verification for an account that declined it at the first
-  // login: the password again, then the enrolment of the first login, whose
+  // settingsPage changes the password (the current one asked again) and
+  // 2-step verification: set it up (an account that declined it or turned
+  // it off), replace it, turn it off, get new recovery codes. Each change of
+  // 2-step verification starts with the password again; enrolling and
+  // replacing then go through the enrolment of the first login, and new
   // recovery codes are shown once.
   function settingsPage(note) {
     page("settingsTitle");
@@ -724,41 +734,109 @@
 
     var fs = h("section", { class: "card", id: "factor-section", "aria-labelledby": "h-factor" }, h("h2", { id: "h-factor" }, t("secondFactor")));
     box.appendChild(fs);
-    var factor = me.second_factor;
-    if (factor === "totp" || factor === "sms") {
-      fs.appendChild(h("p", { id: "factor-state", "data-factor": factor }, h("span", { class: "badge online" }, t("factorOn")), " ",
-        t(factor === "totp" ? "factorOnTOTP" : "factorOnSMS")));
+    return api("GET", "/api/v1/account/second-factor").then(function (r) {
+      if (r.status === 401) { me = null; return go("/login", true); }
+      if (!r.ok) { fs.appendChild(h("p", { class: "error", role: "alert" }, errText(r))); return; }
+      factorSection(fs, r.data);
+    });
+  }
+
+  // factorSection shows the account's 2-step verification, the recovery
+  // codes left and the changes it may make.
+  function factorSection(fs, st) {
+    var factor = st.second_factor, reauth = reauthForm();
+    function opens(id, cls, key, action) {
+      var b = h("button", { type: "button", id: id, class: cls, onclick: function () { reauth.open(b, action); } }, t(key));
+      return b;
+    }
+    if (factor !== "totp" && factor !== "sms") {
+      fs.appendChild(h("p", { id: "factor-state", "data-factor": "none" }, h("span", { class: "badge offline" }, t("factorOff")), " ", t("factorOffHint")));
+      fs.appendChild(h("div", { class: "actions" }, opens("factor-start", null, "factorStart", { submit: "reauthSubmit", run: enrol(false) })));
+      fs.appendChild(reauth.form);
       return;
     }
-    fs.appendChild(h("p", { id: "factor-state", "data-factor": "none" }, h("span", { class: "badge offline" }, t("factorOff")), " ", t("factorOffHint")));
-    // Enrolling starts with the password again: a session left open is not
-    // enough to put someone else's phone on the account.
-    var reauth = formOf("", "reauth-form", function (f) {
-      var pw = f.elements["reauth-password"].value;
-      if (!pw) { showError(f, t("passwordRequired")); return f.elements["reauth-password"].focus(); }
+    fs.appendChild(h("p", { id: "factor-state", "data-factor": factor }, h("span", { class: "badge online" }, t("factorOn")), " ",
+      t(factor === "totp" ? "factorOnTOTP" : "factorOnSMS")));
+    var left = st.recovery_codes_left || 0;
+    fs.appendChild(h("p", { id: "codes-left", "data-left": String(left) }, t("codesLeft", { n: left }),
+      left <= 3 ? [" ", h("strong", { class: "warn", id: "codes-few" }, t("codesFew"))] : null));
+    fs.appendChild(h("div", { class: "actions", id: "factor-actions" },
+      opens("factor-replace", null, "factorReplace", { hint: "replaceHint", submit: "reauthSubmit", run: enrol(true) }),
+      opens("codes-new", "secondary", "codesNew", { hint: "codesReauthHint", submit: "codesSubmit", run: newCodes }),
+      opens("factor-off", "secondary danger", "factorOffButton", { warn: "factorOffWarning", submit: "factorOffSubmit", danger: true, run: turnOff })));
+    fs.appendChild(reauth.form);
+  }
+  function enrol(replace) {
+    return function () {
+      enrolFrom = "settings";
+      replacing = replace;
+      chooseFactor();
+      focusTitle();
+    };
+  }
+  function newCodes(f) {
+    return api("POST", "/api/v1/account/recovery-codes", {}).then(function (r) {
+      if (!r.ok) return showError(f, r);
+      enrolFrom = "settings";
+      replacing = false;
+      recovery(r.data, true);
+    });
+  }
+  function turnOff(f) {
+    return api("POST", "/api/v1/account/second-factor/disable", {}).then(function (r) {
+      if (!r.ok) return showError(f, r);
+      me = r.data.account;
+      flash = { id: "factor-off-done", key: "factorOffDone" };
+      return go("/settings", true);
+    });
+  }
+
+  // reauthForm asks for the password again before a change of 2-step
+  // verification (the API admits such changes for 10 minutes after it): a
+  // session left open is not enough to put someone else's phone on the
+  // account or to turn the protection off. One form serves every change of
+  // the section; open says which, with its hint or warning and its button.
+  function reauthForm() {
+    var action = null, opener = null;
+    var warn = h("p", { id: "reauth-warning", class: "warning", hidden: true });
+    var hint = h("p", { class: "hint", id: "reauth-hint" });
+    var submit = h("button", { type: "submit", id: "reauth-submit" });
+    var input = h("input", { name: "reauth-password", type: "password", autocomplete: "current-password", required: true });
+    var f = formOf("", "reauth-form", function (f) {
+      var pw = input.value;
+      showError(f, "");
+      if (!pw) { showError(f, t("passwordRequired")); return input.focus(); }
       return api("POST", "/api/v1/account/reauthenticate", { password: pw }).then(function (r) {
+        if (r.status === 401) { me = null; return go("/login", true); }
         if (!r.ok) return showError(f, r);
-        enrolFrom = "settings";
-        chooseFactor();
-        focusTitle();
+        input.value = "";
+        return action.run(f);
       });
-    }, [h("p", { class: "hint" }, t("reauthHint")),
-      field("reauth-password", "currentPassword", h("input", { name: "reauth-password", type: "password", autocomplete: "current-password", required: true })),
-      errorBox("reauth-error"),
-      h("div", { class: "actions" }, h("button", { type: "submit", id: "reauth-submit" }, t("reauthSubmit")),
-        h("button", { type: "button", class: "secondary", id: "reauth-cancel", onclick: function () {
-          reauth.hidden = true;
-          start.hidden = false;
-          start.focus();
-        } }, t("cancel")))]);
-    reauth.hidden = true;
-    var start = h("button", { type: "button", id: "factor-start", onclick: function () {
-      start.hidden = true;
-      reauth.hidden = false;
-      reauth.elements["reauth-password"].focus();
-    } }, t("factorStart"));
-    fs.appendChild(h("div", { class: "actions" }, start));
-    fs.appendChild(reauth);
+    }, [warn, hint, field("reauth-password", "currentPassword", input), errorBox("reauth-error"),
+      h("div", { class: "actions" }, submit, h("button", { type: "button", class: "secondary", id: "reauth-cancel", onclick: function () {
+        f.hidden = true;
+        input.value = "";
+        showError(f, "");
+        opener.parentNode.hidden = false;
+        opener.focus();
+      } }, t("cancel")))]);
+    f.hidden = true;
+    return {
+      form: f,
+      open: function (button, a) {
+        action = a;
+        opener = button;
+        warn.hidden = !a.warn;
+        warn.textContent = a.warn ? t(a.warn) : "";
+        hint.textContent = t(a.hint || "reauthHint") + (a.hint ? " " + t("reauthHint") : "");
+        input.setAttribute("aria-describedby", a.warn ? "reauth-warning reauth-hint" : "reauth-hint");
+        submit.textContent = t(a.submit);
+        submit.className = a.danger ? "danger" : "";
+        button.parentNode.hidden = true;
+        f.hidden = false;
+        input.focus();
+      }
+    };
   }
 
   // ---- password reset ----

@@ -48,6 +48,10 @@ var (
 	ErrPasswordSame       = errors.New("the new password is the current one")
 	ErrSecondFactorSet    = errors.New("2-step verification is already set up")
 	ErrNoSecondFactor     = errors.New("2-step verification is not set up")
+	// ErrSessionEnded: the principal no longer stands (Current): its
+	// account's password or second factor changed since it was
+	// authenticated, in another session, while this request was on its way.
+	ErrSessionEnded = errors.New("the session ended: the password or 2-step verification changed")
 	// ErrNotOwner: another process took over the accounts (it claimed
 	// the same transactional ID); this one writes nothing any more.
 	ErrNotOwner = errors.New("accounts are served by another process")
@@ -189,6 +193,7 @@ type Service struct {
 	smsCode map[string]smsChallenge // account ID → pending code
 	smsCaps sync.Mutex              // checks and counts a send against every cap at once
 	resets  chan string             // account IDs to mail a reset link to
+	notices chan notice             // security notices to mail
 	kick    chan struct{}
 	ready   chan struct{}
 	fenced  atomic.Bool
@@ -230,7 +235,7 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 		smsPhone: newWindow(cfg.SMSPerPhone, 24*time.Hour, 0),
 		resets:   make(chan string, 256),
 		owners:   map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
-		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+		notices: make(chan notice, 256), kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
 }
 
 // State is the accounts as read so far.
@@ -295,7 +300,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.mailResets(ctx) })
+	wg.Go(func() { s.mailQueued(ctx) })
 	defer wg.Wait()
 	tick := time.NewTicker(30 * time.Second) // retries issues that failed
 	defer tick.Stop()
@@ -347,6 +352,12 @@ const applyWait = 5 * time.Second
 // Only if the tail does not deliver them in time (or ctx ends) are they
 // applied at once (the tail's copy is then skipped by event ID).
 func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
+	_, err := s.publishIDs(ctx, ps...)
+	return err
+}
+
+// publishIDs is publish, and returns the IDs of the events it wrote.
+func (s *Service) publishIDs(ctx context.Context, ps ...events.Payload) ([]string, error) {
 	start := time.Now()
 	now := s.cfg.Now()
 	envs := make([]events.Envelope, 0, len(ps))
@@ -354,29 +365,29 @@ func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 	for _, p := range ps {
 		e, err := events.New(Source, p, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		envs = append(envs, e)
 		ids = append(ids, e.ID)
 	}
 	if s.fenced.Load() {
-		return ErrNotOwner
+		return nil, ErrNotOwner
 	}
 	if err := s.pub.Publish(ctx, envs...); err != nil {
 		if errors.Is(err, eventlog.ErrFenced) {
 			if !s.fenced.Swap(true) {
 				s.log.Error("accounts: another process took over the accounts; this one writes nothing more", "err", err)
 			}
-			return fmt.Errorf("%w (%w)", ErrNotOwner, err)
+			return nil, fmt.Errorf("%w (%w)", ErrNotOwner, err)
 		}
-		return fmt.Errorf("accounts: publish: %w", err)
+		return nil, fmt.Errorf("accounts: publish: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, applyWait)
 	err := s.state.waitApplied(wctx, ids)
 	cancel()
 	if err == nil {
 		s.lat.add(time.Since(start))
-		return nil
+		return ids, nil
 	}
 	lagged := ctx.Err() == nil
 	if lagged {
@@ -384,13 +395,13 @@ func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
 	}
 	for _, e := range envs {
 		if err := s.state.Apply(e); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if lagged { // a slow write is one an unknown user's failure must mimic too
 		s.lat.add(time.Since(start))
 	}
-	return nil
+	return ids, nil
 }
 
 func (s *Service) issuePending(ctx context.Context) {
@@ -456,9 +467,10 @@ func (s *Service) pendingRequest(id string) (events.AccountRequested, bool) {
 }
 
 // Principal is who a login step authenticated, and how far.
-// PasswordVersion is the account's Account.PasswordVersion when that step
+// PasswordVersion and FactorVersion are the account's when that step
 // passed: a session whose principal holds an older one ended with the
-// password change (Current).
+// password change, or the second factor's replacement or turning off
+// (Current).
 type Principal struct {
 	AccountID       string `json:"account_id"`
 	CustomerID      string `json:"customer_id"`
@@ -467,20 +479,28 @@ type Principal struct {
 	Stage           string `json:"stage"`
 	Factor          string `json:"second_factor"`
 	PasswordVersion int    `json:"-"`
+	FactorVersion   int    `json:"-"`
 }
 
 func principal(a Account, stage string) Principal {
 	return Principal{AccountID: a.ID, CustomerID: a.CustomerID, LoginID: a.LoginID, Role: a.Role, Stage: stage, Factor: a.Factor,
-		PasswordVersion: a.PasswordVersion}
+		PasswordVersion: a.PasswordVersion, FactorVersion: a.FactorVersion}
+}
+
+// stands tells whether p still stands for a: neither its password nor its
+// second factor was changed (replaced or turned off) since p passed.
+func stands(a Account, p Principal) bool {
+	return a.PasswordVersion == p.PasswordVersion && a.FactorVersion == p.FactorVersion
 }
 
 // Current returns p with the account's user ID and second factor as they
 // are now, and false when p no longer stands: its password was changed
-// since (a reset, or a change from another session), so every session
-// holding p has ended.
+// since (a reset, or a change from another session), or its second factor
+// replaced or turned off from another session, so every session holding p
+// has ended.
 func (s *Service) Current(p Principal) (Principal, bool) {
 	a, ok := s.state.Account(p.AccountID)
-	if !ok || a.PasswordVersion != p.PasswordVersion {
+	if !ok || !stands(a, p) {
 		return p, false
 	}
 	p.LoginID, p.Factor = a.LoginID, a.Factor
@@ -614,11 +634,15 @@ func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip st
 }
 
 // activeAccount is the account of a logged-in principal, if it still may
-// act: past its first change and not locked.
+// act: past its first change, and p still stands (a change made in
+// another session a moment ago ended it). Locks are the caller's to check.
 func (s *Service) activeAccount(p Principal) (Account, error) {
 	a, ok := s.state.Account(p.AccountID)
 	if !ok || a.Temporary || a.CustomerID != p.CustomerID {
 		return a, ErrWrongStage
+	}
+	if !stands(a, p) {
+		return a, ErrSessionEnded
 	}
 	return a, nil
 }
@@ -643,7 +667,8 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, ip 
 // ChangePassword sets a new password for a logged-in user who entered the
 // current one again. The new one follows the rules of every password and
 // must differ from the current one. It returns the principal that stands
-// after the change: sessions holding the old one have ended.
+// after the change: sessions holding the old one have ended. The customer
+// gets a security notice naming ip.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, password, ip string) (Principal, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.activeAccount(p)
@@ -659,10 +684,14 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, pass
 	if verifyPassword(a.PasswordHash, password) {
 		return p, ErrPasswordSame
 	}
-	if err := s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
-		PasswordHash: hashPassword(password), Reason: "change", ChangedAt: s.cfg.Now().UTC()}); err != nil {
+	now := s.cfg.Now().UTC()
+	ids, err := s.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+		PasswordHash: hashPassword(password), Reason: "change", ChangedAt: now})
+	if err != nil {
 		return p, err
 	}
+	s.notify(notice{eventID: ids[0], kind: noticePasswordChange, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
+		ip: ip, at: now})
 	a, _ = s.state.Account(a.ID)
 	return principal(a, p.Stage), nil
 }
@@ -741,20 +770,30 @@ func (s *Service) resetAllowed(loginID, ip string, now time.Time) bool {
 	return s.resetIP.take(ip, now) == 0 && s.resetID.take(strings.ToLower(loginID), now) == 0
 }
 
-// mailResets sends the reset links RequestReset asked for, in order,
-// until ctx ends (requests still waiting then are dropped: the user asks
-// again).
-func (s *Service) mailResets(ctx context.Context) {
+// mailQueued sends the reset links RequestReset asked for and the
+// security notices of changed credentials (notify), each queue in order,
+// until ctx ends. Reset requests still waiting then are dropped (the user
+// asks again), and so are notices (logged): the change they tell of stands.
+func (s *Service) mailQueued(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			for {
+				select {
+				case n := <-s.notices:
+					s.log.Error("security notice not mailed: stopping", "account", n.accountID, "event", n.eventID, "kind", n.kind)
+				default:
+					return
+				}
+			}
 		case id := <-s.resets:
 			mctx, cancel := context.WithTimeout(ctx, time.Minute)
 			if err := s.mailReset(mctx, id); err != nil {
 				s.log.Error("password reset mail failed", "account", id, "err", err)
 			}
 			cancel()
+		case n := <-s.notices:
+			s.mailNotice(ctx, n)
 		}
 	}
 }
@@ -784,8 +823,9 @@ func (s *Service) mailReset(ctx context.Context, accountID string) error {
 }
 
 // ConfirmReset sets a new password with a reset token, once, and returns
-// the account's ID: every session of that account has ended.
-func (s *Service) ConfirmReset(ctx context.Context, token, password string) (string, error) {
+// the account's ID: every session of that account has ended. ip is the
+// request's source address, which the security notice names.
+func (s *Service) ConfirmReset(ctx context.Context, token, password, ip string) (string, error) {
 	h := sha256Hex(token)
 	r, ok := s.state.reset(h)
 	if !ok {
@@ -800,8 +840,15 @@ func (s *Service) ConfirmReset(ctx context.Context, token, password string) (str
 	if err := s.checkPassword(password, a.LoginID); err != nil {
 		return "", err
 	}
-	return a.ID, s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
-		PasswordHash: hashPassword(password), Reason: "reset", ResetTokenHash: h, ChangedAt: s.cfg.Now().UTC()})
+	now := s.cfg.Now().UTC()
+	ids, err := s.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+		PasswordHash: hashPassword(password), Reason: "reset", ResetTokenHash: h, ChangedAt: now})
+	if err != nil {
+		return "", err
+	}
+	s.notify(notice{eventID: ids[0], kind: noticePasswordReset, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
+		ip: ip, at: now})
+	return a.ID, nil
 }
 
 // RequestAccount asks the owner of a customer for one more account (the

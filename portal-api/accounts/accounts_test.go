@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -142,13 +144,27 @@ func (e *env) waitFor(f func() bool) {
 // topic is every event of the accounts topic, decoded, in partition order.
 func (e *env) topic() []events.Payload {
 	e.t.Helper()
+	var out []events.Payload
+	for _, env := range e.envelopes() {
+		p, err := events.Decode(env)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// envelopes is every event of the accounts topic, in partition order.
+func (e *env) envelopes() []events.Envelope {
+	e.t.Helper()
 	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(events.TopicAccounts)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
-	var out []events.Payload
+	var out []events.Envelope
 	for idle := 0; idle < 3; {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		f := cl.PollFetches(ctx)
@@ -160,11 +176,7 @@ func (e *env) topic() []events.Payload {
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			p, err := events.Decode(env)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			out = append(out, p)
+			out = append(out, env)
 		})
 		if n == 0 {
 			idle++
@@ -587,5 +599,225 @@ func TestUnknownUserTakesAsLongAsAWrongPassword(t *testing.T) {
 	if md.Abs() > (q3-q1)/2 {
 		t.Errorf("a wrong password answers %v later than an unknown user (median of %d paired differences), more than half their spread (IQR %v)",
 			md, pairs, q3-q1)
+	}
+}
+
+// notices are the security notices mailed to an address so far.
+func (e *env) notices(to string) []mailbox.Message {
+	var out []mailbox.Message
+	for _, m := range e.box.Messages() {
+		if len(m.To) == 1 && m.To[0] == to && strings.Contains(m.Subject, "Security notice") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// passwordChanges are the IDs of the password_changed events of an account
+// with a reason, in log order.
+func (e *env) passwordChanges(accountID, reason string) []string {
+	e.t.Helper()
+	var ids []string
+	for _, env := range e.envelopes() {
+		if p, err := events.Decode(env); err == nil {
+			if v, ok := p.(*events.AccountPasswordChanged); ok && v.AccountID == accountID && v.Reason == reason {
+				ids = append(ids, env.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// A security notice goes out after its change is written, from the
+// owner's queue: a mail that keeps failing is given up (logged) and the
+// change stands; a send that failed is tried again under the same
+// Message-ID, and mailed once; an owner that restarts and reads the
+// changes again from the log mails nothing for them.
+func TestSecurityNoticeIsMailedOncePerChange(t *testing.T) {
+	e := newEnv(t)
+	svc, stop := e.owner(accounts.Config{PortalURL: "https://portal.example"}, &accounts.SMSSink{})
+	ctx := context.Background()
+	const to = "a@notice-once.example"
+	_, tempID, tempPW := e.register(to)
+	p, err := svc.Login(ctx, tempID, tempPW, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pws := []string{"the first passphrase of notices", "the second passphrase of notices", "the third passphrase of notices",
+		"the fourth passphrase of notices"}
+	if p, err = svc.ChangeCredentials(ctx, p, "once-user", pws[0]); err != nil {
+		t.Fatal(err)
+	}
+	// refuse makes the mailbox refuse the next n recipients to the address.
+	var refused, tries atomic.Int32
+	refuse := func(n int32) {
+		refused.Store(n)
+		tries.Store(0)
+		e.box.SetReject(func(rcpt string) error {
+			if rcpt != to {
+				return nil
+			}
+			if tries.Add(1) <= refused.Load() {
+				return mailbox.TempFailure("mailbox busy")
+			}
+			return nil
+		})
+	}
+
+	// Every try refused: given up after three, and the change stands.
+	refuse(1 << 20)
+	if p, err = svc.ChangePassword(ctx, p, pws[0], pws[1], "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(func() bool { return tries.Load() == 3 })
+	if _, err := svc.Login(ctx, "once-user", pws[1], "192.0.2.1"); err != nil {
+		t.Fatalf("the change whose notice was not mailed: %v", err)
+	}
+
+	// The first try refused: mailed at the second, once.
+	refuse(1)
+	if p, err = svc.ChangePassword(ctx, p, pws[1], pws[2], "192.0.2.7"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(func() bool { return len(e.notices(to)) == 1 })
+	changes := e.passwordChanges(p.AccountID, "change")
+	if len(changes) != 2 {
+		t.Fatalf("%d password changes in the log, want 2", len(changes))
+	}
+	if m := e.notices(to)[0]; tries.Load() != 2 || m.MessageID != "notice-"+changes[1]+"@mimamori.local" ||
+		!strings.Contains(m.Body, "From:  192.0.2.7") {
+		t.Fatalf("after %d tries, a notice %s:\n%s\nwant the second try, notice-%s@mimamori.local, from 192.0.2.7", tries.Load(),
+			m.MessageID, m.Body, changes[1])
+	}
+	e.box.SetReject(nil)
+
+	// A restarted owner reads both changes again and mails nothing for
+	// them: the notice of its own change is the next one.
+	stop()
+	fresh, _ := e.owner(accounts.Config{PortalURL: "https://portal.example"}, &accounts.SMSSink{})
+	if p, err = fresh.Login(ctx, "once-user", pws[2], "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = fresh.ChangePassword(ctx, p, pws[2], pws[3], "192.0.2.8"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(func() bool { return len(e.notices(to)) >= 2 })
+	time.Sleep(200 * time.Millisecond) // room for a mail that must not come
+	changes = e.passwordChanges(p.AccountID, "change")
+	var got []string
+	for _, m := range e.notices(to) {
+		got = append(got, m.MessageID)
+	}
+	if want := []string{"notice-" + changes[1] + "@mimamori.local", "notice-" + changes[2] + "@mimamori.local"}; !slices.Equal(got, want) {
+		t.Fatalf("notices %v, want %v", got, want)
+	}
+}
+
+// clock is a time the test moves.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Replacing or turning off the second factor ends every principal
+// authenticated before it (Current), as a password change does, a login
+// half-way through and a session that passed its factor a moment before
+// alike; only the principal the change returns stands. New recovery codes
+// and setting a factor up end none. A rebuild from the log counts the same.
+func TestFactorChangesEndOtherPrincipals(t *testing.T) {
+	e := newEnv(t)
+	clk := &clock{now: time.Now()}
+	svc, _ := e.owner(accounts.Config{Now: clk.Now}, &accounts.SMSSink{})
+	ctx := context.Background()
+	_, tempID, tempPW := e.register("a@principals.example")
+	p, err := svc.Login(ctx, tempID, tempPW, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "a long enough passphrase of principals"
+	if p, err = svc.ChangeCredentials(ctx, p, "principal-user", pw); err != nil {
+		t.Fatal(err)
+	}
+	// enrol sets up or replaces an app, a step of 30 s after the last code.
+	enrol := func(p accounts.Principal, replace bool) (accounts.Principal, string, []string) {
+		t.Helper()
+		en, err := svc.BeginTOTP(p, replace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(30 * time.Second)
+		code, _ := totp.GenerateCode(en.Secret, clk.Now())
+		np, codes, err := svc.ConfirmTOTP(ctx, p, en.Secret, code, replace, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return np, en.Secret, codes
+	}
+	login := func() accounts.Principal {
+		t.Helper()
+		p, err := svc.Login(ctx, "principal-user", pw, "192.0.2.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stands := func(what string, p accounts.Principal, want bool) {
+		t.Helper()
+		if _, got := svc.Current(p); got != want {
+			t.Errorf("%s stands: %v, want %v", what, got, want)
+		}
+	}
+
+	mine, _, codes := enrol(p, false)
+	other, err := svc.VerifySecondFactor(ctx, login(), codes[0], "192.0.2.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	halfway := login()
+	if _, err := svc.NewRecoveryCodes(ctx, mine, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	stands("after new recovery codes, another session", other, true)
+	stands("after new recovery codes, a login half-way", halfway, true)
+
+	mine, secret, _ := enrol(mine, true)
+	stands("after a replacement, the session that made it", mine, true)
+	stands("after a replacement, another session", other, false)
+	stands("after a replacement, a login half-way", halfway, false)
+	clk.Add(30 * time.Second)
+	code, _ := totp.GenerateCode(secret, clk.Now())
+	if _, err := svc.VerifySecondFactor(ctx, halfway, code, "192.0.2.2"); !errors.Is(err, accounts.ErrSessionEnded) {
+		t.Errorf("the half-way login with the new app's code: %v, want ErrSessionEnded", err)
+	}
+	if _, err := svc.ChangePassword(ctx, other, pw, pw+" again", "192.0.2.2"); !errors.Is(err, accounts.ErrSessionEnded) {
+		t.Errorf("a password change from an ended session: %v, want ErrSessionEnded", err)
+	}
+
+	other, err = svc.VerifySecondFactor(ctx, login(), code, "192.0.2.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine, err = svc.DisableSecondFactor(ctx, mine, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	stands("after turning it off, the session that did", mine, true)
+	stands("after turning it off, another session", other, false)
+
+	other = login() // the password alone
+	mine, _, _ = enrol(mine, false)
+	stands("after setting it up, the session that did", mine, true)
+	stands("after setting it up, another session", other, true)
+
+	live, _ := svc.State().Account(mine.AccountID)
+	rebuilt, _ := e.rebuild().Account(mine.AccountID)
+	if live.FactorVersion != 2 || rebuilt.FactorVersion != 2 {
+		t.Errorf("factor versions: live %d, rebuilt %d, want 2 (a replacement, a turning off)", live.FactorVersion, rebuilt.FactorVersion)
 	}
 }

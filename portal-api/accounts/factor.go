@@ -43,7 +43,9 @@ type TOTPEnrolment struct {
 func (s *Service) enrolable(p Principal, replace bool) (Account, error) {
 	a, err := s.activeAccount(p)
 	switch {
-	case err != nil || a.Locked:
+	case err != nil:
+		return a, err
+	case a.Locked:
 		return a, ErrWrongStage
 	case hasFactor(a) && !replace:
 		return a, ErrSecondFactorSet
@@ -58,7 +60,9 @@ func hasFactor(a Account) bool { return a.Factor == events.FactorTOTP || a.Facto
 func (s *Service) withFactor(p Principal) (Account, error) {
 	a, err := s.activeAccount(p)
 	switch {
-	case err != nil || a.Locked:
+	case err != nil:
+		return a, err
+	case a.Locked:
 		return a, ErrWrongStage
 	case !hasFactor(a):
 		return a, ErrNoSecondFactor
@@ -102,29 +106,46 @@ func totpStep(secret, code string, now time.Time, last int64) int64 {
 }
 
 // ConfirmTOTP enrols the secret when code matches it, and returns the
-// recovery codes (shown once). With replace it replaces the account's
-// second factor, whichever it was, and its recovery codes.
-func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string, replace bool) ([]string, error) {
+// principal that stands after it (active) and the recovery codes (shown
+// once). With replace it replaces the account's second factor, whichever
+// it was, and its recovery codes; the account's other sessions end. ip is
+// the request's source address, which the security notice names.
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string, replace bool, ip string) (Principal, []string, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.enrolable(p, replace)
 	if err != nil {
-		return nil, err
+		return p, nil, err
 	}
 	step := totpStep(secret, strings.TrimSpace(code), s.cfg.Now(), a.LastTOTPStep)
 	if step == 0 {
-		return nil, ErrInvalidCode
+		return p, nil, ErrInvalidCode
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	err = s.publish(ctx,
+	return s.changeFactor(ctx, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorTOTP,
 			TOTPSecretSealed: s.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
-		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",
+		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
 			Method: events.FactorTOTP, TOTPStep: step, SucceededAt: now})
+}
+
+// changeFactor writes a change of a's second factor (and the events that
+// go with it), queues its security notice (a decline has none) and
+// returns the principal that stands after it, in the active stage, with
+// codes. The caller holds the customer's owner lock.
+func (s *Service) changeFactor(ctx context.Context, a Account, ip string, codes []string, ch *events.AccountSecondFactorChanged,
+	more ...events.Payload) (Principal, []string, error) {
+	kind := factorChange(a, ch)
+	ids, err := s.publishIDs(ctx, append([]events.Payload{ch}, more...)...)
 	if err != nil {
-		return nil, err
+		return Principal{}, nil, err
 	}
-	return codes, nil
+	if kind != factorDeclined {
+		s.notify(notice{eventID: ids[0], kind: kind, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
+			method: ch.Method, ip: ip, at: ch.ChangedAt})
+	}
+	a, _ = s.state.Account(a.ID)
+	return principal(a, StageActive), codes, nil
 }
 
 var phonePattern = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
@@ -231,75 +252,82 @@ func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
 	return c.phone, true
 }
 
-// ConfirmSMS enrols the phone number the code was sent to; replace as for
-// ConfirmTOTP.
-func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, replace bool) ([]string, error) {
+// ConfirmSMS enrols the phone number the code was sent to; replace and ip
+// as for ConfirmTOTP.
+func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, replace bool, ip string) (Principal, []string, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.enrolable(p, replace)
 	if err != nil {
-		return nil, err
+		return p, nil, err
 	}
 	phone, ok := s.takeCode(a.ID, "enrol", code)
 	if !ok {
-		return nil, ErrInvalidCode
+		return p, nil, ErrInvalidCode
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	err = s.publish(ctx,
+	return s.changeFactor(ctx, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorSMS,
 			PhoneSealed: s.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
-		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, Step: "second_factor",
+		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
 			Method: events.FactorSMS, SucceededAt: now})
-	if err != nil {
-		return nil, err
-	}
-	return codes, nil
 }
 
 // DeclineSecondFactor records the customer's choice not to use 2-step
-// verification (R-32 makes it a choice), allowed only at the first choice.
-func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) error {
+// verification (R-32 makes it a choice), allowed only at the first choice,
+// and returns the principal that stands after it (active).
+func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) (Principal, error) {
 	defer s.owner(p.CustomerID)()
 	a, ok := s.state.Account(p.AccountID)
 	if !ok || a.Temporary || a.Factor != "" {
-		return ErrWrongStage
+		return p, ErrWrongStage
 	}
-	return s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+	if !stands(a, p) {
+		return p, ErrSessionEnded
+	}
+	p, _, err := s.changeFactor(ctx, a, "", nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
+	return p, err
 }
 
 // DisableSecondFactor turns 2-step verification off for a logged-in user
 // who entered the password again (the portal checks that): the factor
 // becomes "none", as if declined at the first login, and the recovery
-// codes stop working. Later logins ask for the password only.
-func (s *Service) DisableSecondFactor(ctx context.Context, p Principal) error {
+// codes stop working. Later logins ask for the password only. The
+// account's other sessions end; the principal returned stands after it.
+// ip as for ConfirmTOTP.
+func (s *Service) DisableSecondFactor(ctx context.Context, p Principal, ip string) (Principal, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.withFactor(p)
 	if err != nil {
-		return err
+		return p, err
 	}
-	return s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+	np, _, err := s.changeFactor(ctx, a, ip, nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
+	if err != nil {
+		return p, err
+	}
+	np.Stage = p.Stage
+	return np, nil
 }
 
 // NewRecoveryCodes replaces the recovery codes of a logged-in user who
 // entered the password again (the portal checks that) and returns the new
 // ones, to be shown once; the old ones stop working. The event is the
 // account's second_factor_changed with the factor as it is (the same
-// method and sealed values) and the new hashes.
-func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal) ([]string, error) {
+// method and sealed values) and the new hashes. Sessions go on. ip as for
+// ConfirmTOTP.
+func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal, ip string) ([]string, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.withFactor(p)
 	if err != nil {
 		return nil, err
 	}
 	codes, hashes := recoveryCodes()
-	err = s.publish(ctx, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: a.Factor,
-		TOTPSecretSealed: a.TOTPSealed, PhoneSealed: a.PhoneSealed, RecoveryCodeHashes: hashes, ChangedAt: s.cfg.Now().UTC()})
-	if err != nil {
-		return nil, err
-	}
-	return codes, nil
+	_, codes, err = s.changeFactor(ctx, a, ip, codes, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+		Method: a.Factor, TOTPSecretSealed: a.TOTPSealed, PhoneSealed: a.PhoneSealed, RecoveryCodeHashes: hashes,
+		ChangedAt: s.cfg.Now().UTC()})
+	return codes, err
 }
 
 // VerifySecondFactor checks a TOTP code, an SMS login code or a recovery
@@ -309,6 +337,9 @@ func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip 
 	a, ok := s.state.Account(p.AccountID)
 	if !ok || (a.Factor != events.FactorTOTP && a.Factor != events.FactorSMS) {
 		return p, ErrWrongStage
+	}
+	if !stands(a, p) { // the factor this login was asked for was replaced since
+		return p, ErrSessionEnded
 	}
 	if a.Locked {
 		return p, ErrInvalidCode

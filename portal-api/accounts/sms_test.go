@@ -224,7 +224,7 @@ func TestSMSCodesThroughHTTPGateway(t *testing.T) {
 	if err := svc.BeginSMS(ctx, p, "+81 90-1234-5678", false); err != nil {
 		t.Fatal(err)
 	}
-	codes, err := svc.ConfirmSMS(ctx, p, lastCode(1), false)
+	_, codes, err := svc.ConfirmSMS(ctx, p, lastCode(1), false, "192.0.2.1")
 	if err != nil || len(codes) != 10 {
 		t.Fatalf("confirm with the code the gateway got: %v (%d recovery codes)", err, len(codes))
 	}

@@ -16,6 +16,7 @@ type Account struct {
 	ID, CustomerID, LoginID, Role string
 	PasswordHash                  string
 	PasswordVersion               int  // password changes so far: sessions of an older one have ended
+	FactorVersion                 int  // second factors replaced or turned off so far: likewise
 	Temporary                     bool // still on the temporary ID and password
 	TempExpires                   time.Time
 	TempUsed                      bool
@@ -139,6 +140,9 @@ func (s *State) Apply(e events.Envelope) error {
 	case *events.AccountUnlocked:
 		a.Locked, a.Failures = false, 0
 	case *events.AccountSecondFactorChanged:
+		if c := factorChange(*a, v); c == factorReplaced || c == factorTurnedOff {
+			a.FactorVersion++
+		}
 		a.Factor, a.TOTPSealed, a.PhoneSealed = v.Method, v.TOTPSecretSealed, v.PhoneSealed
 		a.RecoveryHashes = nil
 		if v.RecoveryCodeHashes != "" {
@@ -148,6 +152,34 @@ func (s *State) Apply(e events.Envelope) error {
 		s.resets[v.TokenHash] = resetToken{accountID: a.ID, customerID: a.CustomerID, expires: v.ExpiresAt}
 	}
 	return nil
+}
+
+// What a second_factor_changed event did to the account it applies to.
+const (
+	factorDeclined      = "declined"       // no factor before, none chosen (the first login's choice)
+	factorSetUp         = "set_up"         // no factor before (none chosen yet, declined or turned off), one now
+	factorReplaced      = "replaced"       // a factor before, a new one now (sealed anew, even the same number)
+	factorTurnedOff     = "turned_off"     // a factor before, none now
+	factorRecoveryCodes = "recovery_codes" // the same factor, byte for byte, with new recovery codes
+)
+
+// factorChange tells what v does to the account a as it was before it.
+// The log has no field for it: new recovery codes copy the sealed secret
+// or number byte for byte, and a replacement seals anew (a fresh nonce), so
+// the two are told apart by the sealed values.
+func factorChange(a Account, v *events.AccountSecondFactorChanged) string {
+	had := hasFactor(a)
+	switch {
+	case !had && v.Method == events.FactorNone:
+		return factorDeclined
+	case !had:
+		return factorSetUp
+	case v.Method == events.FactorNone:
+		return factorTurnedOff
+	case v.Method == a.Factor && v.TOTPSecretSealed == a.TOTPSealed && v.PhoneSealed == a.PhoneSealed:
+		return factorRecoveryCodes
+	}
+	return factorReplaced
 }
 
 // waitApplied returns once every event ID has been applied, or with the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -497,7 +498,7 @@ func (e *env) resetLinks(to string, n int) []string {
 		links = nil
 		for _, m := range e.box.Messages() {
 			if len(m.To) == 1 && m.To[0] == to {
-				if l := regexp.MustCompile(`https://\S+/reset\S*`).FindString(m.Body); l != "" {
+				if l := regexp.MustCompile(`https://\S+/reset[#?]\S*`).FindString(m.Body); l != "" {
 					links = append(links, l)
 				}
 			}
@@ -1015,7 +1016,9 @@ func (e *env) factorChanges(accountID string) []*events.AccountSecondFactorChang
 // From the settings, after entering the password again, an account
 // replaces its second factor (the app by SMS here; the app stands until
 // the SMS number is confirmed) and then turns 2-step verification off,
-// which is written as the factor "none". Later logins follow each state.
+// which is written as the factor "none". Later logins follow each state;
+// each change gives its session a new identifier and ends every other
+// session of the account.
 func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
 	e := newEnv(t)
 	c, pw := e.activeClient("a@replace.example", "replace-user")
@@ -1034,17 +1037,22 @@ func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]any{"phone": "+819012345678"}), 409, "second_factor_set")
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", phone), 202, "")
 	// Until the new number is confirmed, the app stands.
-	if _, r := e.login("replace-user", pw); r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "totp" {
+	pending, r := e.login("replace-user", pw)
+	if r.body["stage"] != accounts.StageSecondFactor || r.body["second_factor"] != "totp" {
 		t.Fatalf("a login during the replacement: %s", r.raw)
 	}
 	want(t, c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": "000000"}), 401, "invalid_code")
 	before := c.cookie
-	r := c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": e.lastSMS()})
+	r = c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": e.lastSMS()})
 	want(t, r, 200, "")
 	newCodes := texts(r.body["recovery_codes"])
 	if len(newCodes) != 10 || c.cookie == before || r.body["account"].(map[string]any)["second_factor"] != "sms" {
 		t.Fatalf("replaced: %s (cookie rotated: %v)", r.raw, c.cookie != before)
 	}
+	// The replacement ended every other session of the account, the login
+	// half-way through with the app too.
+	want(t, pending.do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, (&client{e: e, cookie: before}).do("GET", "/api/v1/me", nil), 401, "login_required")
 	if f, n := factorState(t, c); f != "sms" || n != 10 {
 		t.Fatalf("after replacing: %s with %d recovery codes", f, n)
 	}
@@ -1062,20 +1070,24 @@ func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
 	// which has to enter the password again.
 	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 403, "reauth_required")
 	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, l.do("GET", "/api/v1/me", nil), 200, "")
+	before = c.cookie
 	r = c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{})
 	want(t, r, 200, "")
-	if r.body["account"].(map[string]any)["second_factor"] != "none" {
-		t.Fatalf("turned off: %s", r.raw)
+	if r.body["account"].(map[string]any)["second_factor"] != "none" || c.cookie == before {
+		t.Fatalf("turned off: %s (cookie rotated: %v)", r.raw, c.cookie != before)
 	}
+	// The session that turned it off goes on under a new identifier; every
+	// other session of the account ended, as after a password change.
+	want(t, (&client{e: e, cookie: before}).do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, l.do("GET", "/api/v1/me", nil), 401, "login_required")
 	if f, n := factorState(t, c); f != "none" || n != 0 {
 		t.Fatalf("after turning it off: %s with %d recovery codes", f, n)
 	}
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
 	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 409, "no_second_factor")
 	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 409, "no_second_factor")
-	// Every session sees it; the next login asks for the password only.
-	if me := l.do("GET", "/api/v1/me", nil); me.body["second_factor"] != "none" {
-		t.Fatalf("the other session: %s", me.raw)
-	}
+	// The next login asks for the password only.
 	if _, r := e.login("replace-user", pw); r.status != 200 || r.body["stage"] != accounts.StageActive || r.body["second_factor"] != "none" {
 		t.Fatalf("login after turning it off: %s", r.raw)
 	}
@@ -1269,4 +1281,158 @@ func TestSMSEnrolmentCodesPerPhoneNumberAreCapped(t *testing.T) {
 		t.Fatalf("login: %s", r.raw)
 	}
 	enrol(c, number, 202, "")
+}
+
+// notices are the security notices mailed to an address so far, oldest
+// first.
+func (e *env) notices(to string) []mailbox.Message {
+	var out []mailbox.Message
+	for _, m := range e.box.Messages() {
+		if len(m.To) == 1 && m.To[0] == to && strings.Contains(m.Subject, "Security notice") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Every change of an account's credentials mails one security notice to
+// the customer's registered address, in Japanese and English: what
+// changed, when (JST), from which address, and what to do if it was not
+// the customer. The first login's change and a decline mail none. Each
+// notice's Message-ID is derived from the ID of the event it tells of, and
+// no notice holds a password, code, secret or phone number. Replacing or
+// turning off the second factor ends the account's other sessions.
+func TestSecurityNoticesOfCredentialChanges(t *testing.T) {
+	e := newEnv(t)
+	const to = "a@notice.example"
+	c, pw1 := e.activeClient(to, "notice-user")
+	acc, _ := e.svc.State().ByLogin("notice-user")
+	declined, _ := e.activeClient("b@notice.example", "declined-user")
+	want(t, declined.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
+	secrets := []string{pw1}
+	jst := time.FixedZone("JST", 9*3600)
+	// notice waits for the n-th notice and checks what it says.
+	notice := func(n int, subject string, says ...string) {
+		t.Helper()
+		waitFor(t, func() bool { return len(e.notices(to)) >= n })
+		m := e.notices(to)[n-1]
+		if !strings.Contains(m.Subject, subject) {
+			t.Errorf("notice %d: subject %q, want %q", n, m.Subject, subject)
+		}
+		says = append(says, "notice-user", e.clock.Now().In(jst).Format("2006-01-02 15:04:05 JST"), "127.0.0.1 (IPアドレス)",
+			"127.0.0.1 (IP address)", "https://portal.example/reset\n", "サポート窓口", "If this was not you")
+		for _, s := range says {
+			if !strings.Contains(m.Body, s) {
+				t.Errorf("notice %d (%s) does not say %q:\n%s", n, subject, s, m.Body)
+			}
+		}
+	}
+
+	e.clock.Add(time.Minute)
+	secret, codes := e.enrolTOTP(c)
+	secrets = append(append(secrets, secret), codes...)
+	notice(1, "2段階認証が設定されました / Security notice: two-step verification was set up", "方法：認証アプリ", "method: authenticator app")
+
+	e.clock.Add(time.Minute)
+	pw2 := "the second passphrase of the notices"
+	secrets = append(secrets, pw2)
+	want(t, c.do("POST", "/api/v1/account/password", map[string]string{"current_password": pw1, "new_password": pw2}), 200, "")
+	notice(2, "パスワードが変更されました / Security notice: your password was changed",
+		"アカウント設定からパスワードが変更されました", "ほかの端末やブラウザでのログインは、すべて終了しました", "Every other login session")
+
+	// New recovery codes leave the other sessions alone.
+	other, _ := e.login("notice-user", pw2)
+	want(t, other.do("POST", "/api/v1/login/second-factor", map[string]string{"code": codes[0]}), 200, "")
+	e.clock.Add(time.Minute)
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	r := c.do("POST", "/api/v1/account/recovery-codes", map[string]string{})
+	want(t, r, 200, "")
+	secrets = append(secrets, texts(r.body["recovery_codes"])...)
+	notice(3, "リカバリーコードが再発行されました / Security notice: new recovery codes were made", "previous ones no longer work")
+	want(t, other.do("GET", "/api/v1/me", nil), 200, "")
+
+	// Replacing the app by SMS ends them.
+	e.clock.Add(time.Minute)
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]any{"phone": "+819012345678", "replace": true}), 202, "")
+	smsCode := e.lastSMS()
+	secrets = append(secrets, "819012345678", "9012345678", smsCode)
+	r = c.do("POST", "/api/v1/2fa/sms/verify", map[string]string{"code": smsCode})
+	want(t, r, 200, "")
+	secrets = append(secrets, texts(r.body["recovery_codes"])...)
+	notice(4, "2段階認証の方法が変更されました / Security notice: two-step verification was replaced", "新しい方法：SMS",
+		"new method: SMS", "Every other login session")
+	want(t, other.do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+
+	// So does turning it off.
+	other, _ = e.login("notice-user", pw2)
+	want(t, other.do("POST", "/api/v1/login/second-factor/sms", map[string]string{}), 202, "")
+	secrets = append(secrets, e.lastSMS())
+	want(t, other.do("POST", "/api/v1/login/second-factor", map[string]string{"code": e.lastSMS()}), 200, "")
+	e.clock.Add(time.Minute)
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 200, "")
+	notice(5, "2段階認証がオフにされました / Security notice: two-step verification was turned off",
+		"パスワードだけでログインできる状態です", "the password alone now logs in", "Every other login session")
+	want(t, other.do("GET", "/api/v1/me", nil), 401, "login_required")
+	want(t, c.do("GET", "/api/v1/me", nil), 200, "")
+
+	// A reset by mail.
+	anon := &client{e: e}
+	want(t, anon.do("POST", "/api/v1/password-reset", map[string]string{"login_id": "notice-user"}), 202, "")
+	link := e.resetLinks(to, 1)[0]
+	token := link[strings.Index(link, "token=")+len("token="):]
+	pw3 := "the third passphrase of the notices"
+	secrets = append(secrets, token, pw3)
+	e.clock.Add(time.Minute)
+	want(t, anon.do("POST", "/api/v1/password-reset/confirm", map[string]string{"token": token, "password": pw3}), 200, "")
+	notice(6, "パスワードが再設定されました / Security notice: your password was reset", "パスワード再設定メールのリンクから",
+		"with the link of a password reset mail", "Every login session of this account was ended")
+
+	// One more change: had any change above mailed twice, or the first
+	// login's change or the decline mailed at all, that mail would have
+	// come before this one.
+	c, r = e.login("notice-user", pw3)
+	want(t, r, 200, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw3}), 200, "")
+	e.clock.Add(time.Minute)
+	secret, codes = e.enrolTOTP(c)
+	secrets = append(append(secrets, secret), codes...)
+	notice(7, "2段階認証が設定されました", "method: authenticator app")
+	if n := len(e.notices("b@notice.example")); n != 0 {
+		t.Errorf("%d notices for a declined second factor, want none", n)
+	}
+
+	// One notice per event, named after it: a retried send carries the same
+	// Message-ID, so it shows as the duplicate it is.
+	var wantIDs []string
+	for _, env := range e.records(events.TopicAccounts) {
+		p, err := events.Decode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch v := p.(type) {
+		case *events.AccountPasswordChanged:
+			if v.AccountID == acc.ID && v.Reason != "first_login" {
+				wantIDs = append(wantIDs, "notice-"+env.ID+"@mimamori.local")
+			}
+		case *events.AccountSecondFactorChanged:
+			if v.AccountID == acc.ID {
+				wantIDs = append(wantIDs, "notice-"+env.ID+"@mimamori.local")
+			}
+		}
+	}
+	var gotIDs []string
+	for _, m := range e.notices(to) {
+		gotIDs = append(gotIDs, m.MessageID)
+		for _, s := range secrets {
+			if strings.Contains(m.Body, s) || bytes.Contains(m.Raw, []byte(s)) {
+				t.Errorf("notice %q holds the secret %q", m.Subject, s)
+			}
+		}
+	}
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("notice Message-IDs:\n%v\nwant one per event:\n%v", gotIDs, wantIDs)
+	}
 }

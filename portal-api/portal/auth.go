@@ -252,23 +252,24 @@ func (a *authAPI) totpConfirm(c *gin.Context) {
 		writeAPIError(c, http.StatusConflict, "wrong_stage")
 		return
 	}
-	codes, err := a.svc.ConfirmTOTP(c.Request.Context(), se.p, se.totpSecret, req.Code, se.replacing)
+	p, codes, err := a.svc.ConfirmTOTP(c.Request.Context(), se.p, se.totpSecret, req.Code, se.replacing, c.ClientIP())
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.activate(c, id, se, accounts.StageActive, codes)
+	a.activate(c, id, se.p, p, codes)
 }
 
-// activate rotates the session into the active stage after a second
-// factor was passed.
-func (a *authAPI) activate(c *gin.Context, id string, se *session, stage string, codes []string) {
-	p := se.p
-	p.Stage = stage
-	if acc, ok := a.svc.State().Account(p.AccountID); ok {
-		p.Factor, p.LoginID = acc.Factor, acc.LoginID
+// activate rotates the session into the principal p that a step of it
+// reached (a second factor passed, set up, replaced or declined). A step
+// that ended the account's other sessions (a replaced factor: p's factor
+// version moved on from was's) drops them from the map too.
+func (a *authAPI) activate(c *gin.Context, id string, was, p accounts.Principal, codes []string) {
+	nid := a.ss.rotate(id, p)
+	if p.FactorVersion != was.FactorVersion {
+		a.ss.endAccount(p.AccountID, nid)
 	}
-	a.setCookie(c, a.ss.rotate(id, p))
+	a.setCookie(c, nid)
 	out := gin.H{"account": p}
 	if codes != nil {
 		out["recovery_codes"] = codes
@@ -305,21 +306,22 @@ func (a *authAPI) smsVerify(c *gin.Context) {
 		return
 	}
 	id, se := current(c)
-	codes, err := a.svc.ConfirmSMS(c.Request.Context(), se.p, req.Code, se.replacing)
+	p, codes, err := a.svc.ConfirmSMS(c.Request.Context(), se.p, req.Code, se.replacing, c.ClientIP())
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.activate(c, id, se, accounts.StageActive, codes)
+	a.activate(c, id, se.p, p, codes)
 }
 
 func (a *authAPI) decline(c *gin.Context) {
 	id, se := current(c)
-	if err := a.svc.DeclineSecondFactor(c.Request.Context(), se.p); err != nil {
+	p, err := a.svc.DeclineSecondFactor(c.Request.Context(), se.p)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.activate(c, id, se, accounts.StageActive, nil)
+	a.activate(c, id, se.p, p, nil)
 }
 
 func (a *authAPI) sendLoginSMS(c *gin.Context) {
@@ -344,12 +346,13 @@ func (a *authAPI) secondFactor(c *gin.Context) {
 		return
 	}
 	id, se := current(c)
-	if _, err := a.svc.VerifySecondFactor(c.Request.Context(), se.p, req.Code, c.ClientIP()); err != nil {
+	p, err := a.svc.VerifySecondFactor(c.Request.Context(), se.p, req.Code, c.ClientIP())
+	if err != nil {
 		a.endIfItLocked(c, id, err)
 		a.fail(c, err)
 		return
 	}
-	a.activate(c, id, se, accounts.StageActive, nil)
+	a.activate(c, id, se.p, p, nil)
 }
 
 func (a *authAPI) logout(c *gin.Context) {
@@ -388,7 +391,7 @@ func (a *authAPI) resetConfirm(c *gin.Context) {
 	if !bind(c, &req) {
 		return
 	}
-	accountID, err := a.svc.ConfirmReset(c.Request.Context(), req.Token, req.Password)
+	accountID, err := a.svc.ConfirmReset(c.Request.Context(), req.Token, req.Password, c.ClientIP())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -454,14 +457,18 @@ func (a *authAPI) secondFactorState(c *gin.Context) {
 }
 
 // disableFactor turns 2-step verification off (the password was entered
-// again); the session goes on.
+// again). The session gets a new identifier; every other session of the
+// account ends, as after a password change.
 func (a *authAPI) disableFactor(c *gin.Context) {
-	_, se := current(c)
-	if err := a.svc.DisableSecondFactor(c.Request.Context(), se.p); err != nil {
+	id, se := current(c)
+	p, err := a.svc.DisableSecondFactor(c.Request.Context(), se.p, c.ClientIP())
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	p, _ := a.svc.Current(se.p)
+	nid := a.ss.rotate(id, p)
+	a.ss.endAccount(p.AccountID, nid)
+	a.setCookie(c, nid)
 	c.JSON(http.StatusOK, gin.H{"account": p})
 }
 
@@ -469,7 +476,7 @@ func (a *authAPI) disableFactor(c *gin.Context) {
 // again) and shows the new ones, this once.
 func (a *authAPI) newRecoveryCodes(c *gin.Context) {
 	_, se := current(c)
-	codes, err := a.svc.NewRecoveryCodes(c.Request.Context(), se.p)
+	codes, err := a.svc.NewRecoveryCodes(c.Request.Context(), se.p, c.ClientIP())
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -493,6 +500,12 @@ func (a *authAPI) endIfItLocked(c *gin.Context, id string, err error) {
 func (a *authAPI) fail(c *gin.Context, err error) {
 	if we, ok := errors.AsType[*accounts.WaitError](err); ok {
 		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(we.Wait.Seconds())))))
+	}
+	if errors.Is(err, accounts.ErrSessionEnded) { // changed in another session while this request was on its way
+		if id := c.GetString("sid"); id != "" {
+			a.ss.end(id)
+		}
+		a.clearCookie(c)
 	}
 	if errors.Is(err, accounts.ErrSMSThrottled) { // "throttled", with what to do about it
 		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_throttled")
@@ -523,6 +536,7 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		{accounts.ErrSecondFactorSet, http.StatusConflict, "second_factor_set"},
 		{accounts.ErrNoSecondFactor, http.StatusConflict, "no_second_factor"},
 		{accounts.ErrNotOwner, http.StatusServiceUnavailable, "accounts_moved"},
+		{accounts.ErrSessionEnded, http.StatusUnauthorized, "login_required"},
 	}
 	for _, m := range codes {
 		if errors.Is(err, m.err) {

@@ -56,6 +56,8 @@
   }
 
   // api calls the portal; state-changing calls are same-origin JSON.
+  // retryAfter is the seconds a refusal that passes with time (429) says
+  // to wait, or null.
   function api(method, path, body) {
     var opt = { method: method, credentials: "same-origin", headers: { "Accept": "application/json", "Accept-Language": lang } };
     if (method !== "GET") { opt.headers["Content-Type"] = "application/json"; opt.body = JSON.stringify(body || {}); }
@@ -63,11 +65,36 @@
       return r.text().then(function (txt) {
         var data = null;
         try { data = txt ? JSON.parse(txt) : null; } catch (e) { data = null; }
-        return { status: r.status, ok: r.ok, data: data };
+        return { status: r.status, ok: r.ok, data: data, retryAfter: retryAfter(r.headers.get("Retry-After")) };
       });
-    }, function () { return { status: 0, ok: false, data: null }; });
+    }, function () { return { status: 0, ok: false, data: null, retryAfter: null }; });
   }
-  function errText(r) { return (r.data && r.data.message) || t("genericError"); }
+  // retryAfter reads a Retry-After header in seconds (the API sends no
+  // dates): a whole number of at least 1, or null.
+  function retryAfter(v) {
+    if (!v || !/^\d+$/.test(v.trim())) return null;
+    var n = parseInt(v, 10);
+    return n > 0 ? n : null;
+  }
+  // retryText says when to try again: seconds under two minutes, then
+  // minutes, then hours, rounded up so that a retry at the time said is
+  // never refused.
+  function retryText(secs) {
+    if (secs === 1) return t("retryInOneSecond");
+    if (secs < 120) return t("retryInSeconds", { n: secs });
+    if (secs < 2 * 3600) return t("retryInMinutes", { n: Math.ceil(secs / 60) });
+    return t("retryInHours", { n: Math.ceil(secs / 3600) });
+  }
+  // errText is the message of a refusal, with when to try again if it
+  // passes with time (a throttled login, password or code).
+  function errText(r) {
+    var msg = (r.data && r.data.message) || t("genericError");
+    if (r.status !== 429 || !r.retryAfter) return msg;
+    // The API's own "wait a moment" gives way to the actual wait.
+    var vague = lang === "ja" ? "しばらく待ってから再度お試しください。" : "Wait a moment and try again.";
+    if (msg.indexOf(vague) >= 0) return msg.replace(vague, retryText(r.retryAfter));
+    return msg + (lang === "ja" ? "" : " ") + retryText(r.retryAfter); // Japanese runs its sentences on
+  }
   function errorBox(id) { return h("p", { id: id || "error", class: "error", role: "alert", "aria-live": "assertive" }); }
 
   // Navigation: history routing; links marked data-link stay in the app.

@@ -222,12 +222,18 @@ func notFound(c *gin.Context) {
 }
 
 func (h *dashAPI) alert(c *gin.Context) {
+	byID(h, c, h.st.Alert, func(a dashboard.Alert) any { return a })
+}
+
+// byID answers the customer's object named by the path's :id, or 404 for
+// any other (another customer's, unknown, or no ID at all).
+func byID[T any](h *dashAPI, c *gin.Context, get func(ctx context.Context, customer, id string) (T, error), render func(T) any) {
 	id := c.Param("id")
 	if id == "" || len(id) > 64 {
 		notFound(c)
 		return
 	}
-	a, err := h.st.Alert(c.Request.Context(), customerOf(c), id)
+	v, err := get(c.Request.Context(), customerOf(c), id)
 	if errors.Is(err, dashboard.ErrNotFound) {
 		notFound(c)
 		return
@@ -236,7 +242,7 @@ func (h *dashAPI) alert(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, a)
+	c.JSON(http.StatusOK, render(v))
 }
 
 func (h *dashAPI) devices(c *gin.Context) {
@@ -326,21 +332,7 @@ func (h *dashAPI) notices(c *gin.Context) {
 // notice is one notice of the customer, or 404 for any other: the page a
 // mail about a fault or a maintenance links to.
 func (h *dashAPI) notice(c *gin.Context) {
-	id := c.Param("id")
-	if id == "" || len(id) > 64 {
-		notFound(c)
-		return
-	}
-	n, err := h.st.Notice(c.Request.Context(), customerOf(c), id)
-	if errors.Is(err, dashboard.ErrNotFound) {
-		notFound(c)
-		return
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, noticeJSON(n))
+	byID(h, c, h.st.Notice, func(n dashboard.Notice) any { return noticeJSON(n) })
 }
 
 func noticeJSON(n dashboard.Notice) gin.H {

@@ -219,9 +219,7 @@ func (a *authAPI) changeCredentials(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	nid := a.ss.rotate(id, p)
-	a.ss.endAccount(p.AccountID, nid)
-	a.setCookie(c, nid)
+	a.soleSession(c, id, p)
 	c.JSON(http.StatusOK, p)
 }
 
@@ -417,10 +415,16 @@ func (a *authAPI) changePassword(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	a.soleSession(c, id, p)
+	c.JSON(http.StatusOK, gin.H{"account": p})
+}
+
+// soleSession gives the session a new identifier for principal p and
+// ends every other session of its account: after a credential change.
+func (a *authAPI) soleSession(c *gin.Context, id string, p accounts.Principal) {
 	nid := a.ss.rotate(id, p)
 	a.ss.endAccount(p.AccountID, nid)
 	a.setCookie(c, nid)
-	c.JSON(http.StatusOK, gin.H{"account": p})
 }
 
 // reauthenticate checks the password again and lets the session change
@@ -466,9 +470,7 @@ func (a *authAPI) disableFactor(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	nid := a.ss.rotate(id, p)
-	a.ss.endAccount(p.AccountID, nid)
-	a.setCookie(c, nid)
+	a.soleSession(c, id, p)
 	c.JSON(http.StatusOK, gin.H{"account": p})
 }
 

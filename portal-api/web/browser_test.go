@@ -3,11 +3,9 @@ package web_test
 import (
 	"context"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,12 +23,11 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
-	"github.com/mimamori/mimamori/services/app"
-	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/replay"
+	"github.com/mimamori/mimamori/services/stacktest"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -47,52 +44,9 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	conn, db := chtest.EmptyDatabase(t)
-	_ = conn
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	env := map[string]string{
-		"MIMAMORI_DATA_DIR": t.TempDir(), "MIMAMORI_INGEST_ADDR": "127.0.0.1:0", "MIMAMORI_PORTAL_ADDR": "127.0.0.1:0",
-		"MIMAMORI_ADMIN_ADDR": "127.0.0.1:0", "MIMAMORI_MAILBOX_ADDR": "127.0.0.1:0", "MIMAMORI_KAFKA_PARTITIONS": "3",
-		"MIMAMORI_LOG_LEVEL": "warn", "MIMAMORI_KAFKA_BROKERS": b.Addrs()[0],
-		"MIMAMORI_CLICKHOUSE_ADDR": chtest.Server(t).Addr(), "MIMAMORI_CLICKHOUSE_DATABASE": db,
-	}
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	config.Register(fs)
-	cfg, err := config.Load(fs, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Open(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	a, err := app.New(ctx, p, app.Services)
-	if err != nil {
-		cancel()
-		p.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	prod, err := eventlog.NewProducer(p.Kafka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		prod.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("services stopped with %v", err)
-		}
-		p.Close()
-	})
-	return &stack{p: p, prod: prod}
+	_, db := chtest.EmptyDatabase(t)
+	st := stacktest.Start(t, db, nil, stacktest.Logger(t))
+	return &stack{p: st.P, prod: st.Prod}
 }
 
 // seed registers a customer with devices and publishes its heartbeats and

@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"flag"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,10 +12,9 @@ import (
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/app"
-	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/stacktest"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -27,35 +22,10 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 // stack is a whole platform in this process: a kfake broker and the shared
 // clickhouse-server, with ingest, projector and portal running on port 0.
 type stack struct {
-	p      *platform.Platform
-	cfg    config.Config
-	broker *eventlog.Broker
-	db     string
-	conn   driver.Conn
-	prod   *eventlog.Producer
-}
-
-func testConfig(t testing.TB, env map[string]string) config.Config {
-	t.Helper()
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	config.Register(fs)
-	base := map[string]string{
-		"MIMAMORI_DATA_DIR":         t.TempDir(),
-		"MIMAMORI_INGEST_ADDR":      "127.0.0.1:0",
-		"MIMAMORI_PORTAL_ADDR":      "127.0.0.1:0",
-		"MIMAMORI_ADMIN_ADDR":       "127.0.0.1:0",
-		"MIMAMORI_MAILBOX_ADDR":     "127.0.0.1:0",
-		"MIMAMORI_KAFKA_PARTITIONS": "3",
-		"MIMAMORI_LOG_LEVEL":        "warn",
-	}
-	for k, v := range env {
-		base[k] = v
-	}
-	cfg, err := config.Load(fs, func(k string) string { return base[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	p    *platform.Platform
+	db   string
+	conn driver.Conn
+	prod *eventlog.Producer
 }
 
 func testLogger() *slog.Logger {
@@ -64,36 +34,6 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
-
-// stackLogger keeps the platform's log (info and above) and prints its
-// end when the test fails, so that a failure seen only in CI says what
-// the services were doing.
-func stackLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return testLogger()
-	}
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-		t.Logf("the platform's log, last %d of %d lines:\n%s", min(len(lines), 150), len(lines),
-			strings.Join(lines[max(len(lines)-150, 0):], "\n"))
-	})
-	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // newBroker starts a kfake broker persisting to a test folder.
 func newBroker(t testing.TB) *eventlog.Broker {
@@ -133,43 +73,8 @@ func newAnalystStack(t testing.TB) *stack {
 // the test defaults.
 func newStackOn(t testing.TB, conn driver.Conn, db string, extra map[string]string) *stack {
 	t.Helper()
-	b := newBroker(t)
-	env := map[string]string{
-		"MIMAMORI_KAFKA_BROKERS":       b.Addrs()[0],
-		"MIMAMORI_CLICKHOUSE_ADDR":     chtest.Server(t).Addr(),
-		"MIMAMORI_CLICKHOUSE_DATABASE": db,
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	cfg := testConfig(t, env)
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Open(ctx, cfg, stackLogger(t))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	a, err := app.New(ctx, p, app.Services)
-	if err != nil {
-		cancel()
-		p.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	prod, err := eventlog.NewProducer(p.Kafka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		prod.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("services stopped with %v", err)
-		}
-		p.Close()
-	})
-	return &stack{p: p, cfg: cfg, broker: b, db: db, conn: conn, prod: prod}
+	st := stacktest.Start(t, db, extra, stacktest.Logger(t))
+	return &stack{p: st.P, db: db, conn: conn, prod: st.Prod}
 }
 
 // device registers a customer and an appliance and returns an uplink

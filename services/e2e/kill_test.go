@@ -22,6 +22,7 @@ import (
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/stacktest"
 )
 
 // buildBinary compiles the mimamori binary once per test binary.
@@ -111,7 +112,7 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 		"MIMAMORI_ADMIN_ADDR=" + freePort(t),
 		"MIMAMORI_LOG_LEVEL=warn",
 	}
-	cfg := testConfig(t, map[string]string{"MIMAMORI_KAFKA_BROKERS": b.Addrs()[0], "MIMAMORI_CLICKHOUSE_ADDR": chtest.Server(t).Addr(),
+	cfg := stacktest.Config(t, map[string]string{"MIMAMORI_KAFKA_BROKERS": b.Addrs()[0], "MIMAMORI_CLICKHOUSE_ADDR": chtest.Server(t).Addr(),
 		"MIMAMORI_CLICKHOUSE_DATABASE": db, "MIMAMORI_DATA_DIR": dataDir})
 	p, err := platform.Attach(context.Background(), cfg, testLogger()) // creates topics' database and applies migrations
 	if err != nil {

@@ -106,18 +106,23 @@ func (t *Tail) WaitCaughtUp(ctx context.Context) error {
 	if err := ends.Error(); err != nil {
 		return fmt.Errorf("list last stable offsets: %w", err)
 	}
+	began, said := time.Now(), time.Now()
 	for {
 		t.mu.Lock()
-		behind := false
+		var behind []string
 		ends.Each(func(o kadm.ListedOffset) {
-			if o.Offset > 0 && t.pos[o.Topic][o.Partition] < o.Offset {
-				behind = true
+			if at := t.pos[o.Topic][o.Partition]; o.Offset > 0 && at < o.Offset {
+				behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", o.Topic, o.Partition, at, o.Offset))
 			}
 		})
 		wait := t.progress
 		t.mu.Unlock()
-		if !behind {
+		if len(behind) == 0 {
 			return nil
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			t.log.Warn("tail still catching up", "waited", time.Since(began).Round(time.Second), "behind", behind)
 		}
 		select {
 		case <-ctx.Done():

@@ -188,6 +188,11 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 func (n *Notifier) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 	n.work.Lock()
 	defer n.work.Unlock()
+	parts := 0
+	for _, ps := range m {
+		parts += len(ps)
+	}
+	n.log.Info("notifier assigned", "partitions", parts)
 	for t, ps := range m {
 		if n.owned[t] == nil {
 			n.owned[t] = map[int32]bool{}

@@ -397,7 +397,11 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 	switch p := p.(type) {
 	case *events.Alert:
 		c := n.st.customers[p.CustomerID]
-		if c == nil || !slices.Contains(c.severities, p.Severity) {
+		if c == nil {
+			n.log.Warn("notifier: alert of a customer not in the state; not mailed", "alert", p.ID, "customer", p.CustomerID)
+			return nil
+		}
+		if !slices.Contains(c.severities, p.Severity) {
 			return nil
 		}
 		d := n.st.devices[p.DeviceID]
@@ -416,6 +420,7 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 			}
 			if d == nil || !d.activated {
 				j.send, j.rec.Status, j.rec.Reason = false, events.NotifySkipped, "appliance not activated (R-52: installed and sending heartbeats)"
+				n.log.Info("notifier: alert of an appliance not activated; not mailed", "alert", p.ID, "device", p.DeviceID)
 				return
 			}
 			if j.rec.Channel != events.ChannelMail {

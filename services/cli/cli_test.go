@@ -19,8 +19,11 @@ import (
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/replay"
 )
 
 func mimamori(t *testing.T, ctx context.Context, env map[string]string, args ...string) (string, error) {
@@ -178,6 +181,15 @@ func TestRunThenOperatorCommands(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// The notifier writes its records while it works through the alerts
+	// (those sent before the first heartbeat wait for the activation):
+	// replay compares once it is done, as an operator would.
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = replay.WaitGroup(wctx, eventlog.Config{Brokers: []string{ep.Kafka}, Partitions: 3, Replication: 1}, notifier.Group)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err = mimamori(t, ctx, env, "replay")
 	if err != nil || !strings.Contains(out, "every table matches") {
 		t.Fatalf("replay: %v\n%s", err, out)

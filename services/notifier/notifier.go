@@ -79,6 +79,9 @@ type Config struct {
 	// FlushTimeout bounds how long a batch may keep retrying after
 	// shutdown was asked for (30 s).
 	FlushTimeout time.Duration
+	// ActivationWait bounds how long a fresh alert of a registered
+	// appliance that is not activated yet waits for its activation (30 s).
+	ActivationWait time.Duration
 	// RecordTimeout bounds writing the "sent" record after the relay
 	// accepted, regardless of shutdown (30 s).
 	RecordTimeout time.Duration
@@ -114,6 +117,9 @@ func (c *Config) defaults() {
 	}
 	if c.FlushTimeout <= 0 {
 		c.FlushTimeout = 30 * time.Second
+	}
+	if c.ActivationWait <= 0 {
+		c.ActivationWait = 30 * time.Second
 	}
 	if c.RecordTimeout <= 0 {
 		c.RecordTimeout = 30 * time.Second
@@ -298,10 +304,6 @@ func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
 	return n.flushDigests(ctx)
 }
 
-// activationWait bounds how long a fresh alert of a registered appliance
-// that is not activated yet waits for its activation.
-const activationWait = 10 * time.Second
-
 // awaitActivation waits, a bounded time, for the activation of the
 // appliance of a fresh alert. An appliance is activated by its first
 // heartbeat, which the watchdog turns into an event; an alert received
@@ -318,7 +320,7 @@ func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) {
 	if !waiting || n.cfg.Now().Sub(a.ReceivedAt) > 2*time.Minute {
 		return
 	}
-	deadline := time.Now().Add(activationWait)
+	deadline := time.Now().Add(n.cfg.ActivationWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if err := n.catchUp(ctx, time.Second); err != nil && ctx.Err() == nil {
 			n.log.Warn("notifier: state not caught up", "err", err)

@@ -645,7 +645,7 @@ func TestFreshAlertWaitsForActivation(t *testing.T) {
 		return reg.DeviceID
 	}
 	late, never := dev("MU-late", "00:11:22:33:44:01"), dev("MU-never", "00:11:22:33:44:02")
-	e.start(notifier.Config{})
+	e.start(notifier.Config{ActivationWait: 5 * time.Second})
 	e.publish(alert(late, cust, 3, "first-hour.example", time.Now().UTC()))
 	time.Sleep(time.Second) // the watchdog is slow today
 	e.publish(&events.DeviceActivated{DeviceID: late, CustomerID: cust, HeartbeatAt: now, ActivatedAt: time.Now()})

@@ -94,6 +94,22 @@ func (t *Tail) Run(ctx context.Context, apply func(*kgo.Record, events.Envelope)
 	}
 }
 
+// ReadToEnd hands apply every event committed to the topics before the
+// call, then stops: a one-off read of state from the log (`mimamori
+// account list`, the CLI's registry checks, tests). The tail cannot be
+// used again. When it returns, apply has returned for the last time.
+func (t *Tail) ReadToEnd(ctx context.Context, apply func(*kgo.Record, events.Envelope)) error {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- t.Run(rctx, apply) }()
+	err := t.WaitCaughtUp(ctx)
+	cancel()
+	if rerr := <-done; err == nil {
+		err = rerr
+	}
+	return err
+}
+
 // WaitCaughtUp returns once everything committed to the topics before the
 // call has been applied: read-your-writes for state rebuilt from the log.
 // It waits for the last stable offsets, so a transaction still open is

@@ -194,17 +194,9 @@ func (e *env) rebuild() *accounts.State {
 		e.t.Fatal(err)
 	}
 	st := accounts.NewState()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tail.Run(ctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) }) }()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = tail.WaitCaughtUp(wctx)
-	wcancel()
-	cancel()
-	if rerr := <-done; err == nil {
-		err = rerr
-	}
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return st

@@ -63,14 +63,9 @@ func listAccounts(ctx context.Context, e *env, customer string) error {
 		return err
 	}
 	st := accounts.NewState()
-	tctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- tail.Run(tctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) }) }()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = tail.WaitCaughtUp(wctx)
+	err = tail.ReadToEnd(wctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) })
 	wcancel()
-	cancel()
-	<-done
 	if err != nil {
 		return err
 	}

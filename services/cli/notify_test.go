@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,27 +82,15 @@ func TestNoticeAndNotifyCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
 	var got []events.Payload
 	var raw []string
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tail.Run(ctx, func(r *kgo.Record, e events.Envelope) {
-			p, err := events.Decode(e)
-			if err == nil {
-				mu.Lock()
-				got, raw = append(got, p), append(raw, string(r.Value))
-				mu.Unlock()
-			}
-		})
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	err = tail.WaitCaughtUp(wctx)
-	wcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = tail.ReadToEnd(ctx, func(r *kgo.Record, e events.Envelope) {
+		if p, err := events.Decode(e); err == nil {
+			got, raw = append(got, p), append(raw, string(r.Value))
+		}
+	})
 	cancel()
-	<-done
 	if err != nil {
 		t.Fatal(err)
 	}

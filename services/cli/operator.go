@@ -7,9 +7,11 @@ import (
 	"os/user"
 	"time"
 
+	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func (e *env) producer() (*eventlog.Producer, error) {
@@ -139,20 +141,19 @@ func (e *env) registryState(ctx context.Context) (*registry.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := registry.NewLive(kcfg, e.log)
+	tail, err := eventlog.NewTail(kcfg, registry.Topics(kcfg), e.log)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- live.Run(rctx) }()
-	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := live.WaitCaughtUp(wctx); err != nil {
-		return nil, err
-	}
-	return live.State(), nil
+	st := registry.NewState()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = tail.ReadToEnd(wctx, func(r *kgo.Record, ev events.Envelope) {
+		if err := st.Apply(ev); err != nil {
+			e.log.Warn("registry event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
+		}
+	})
+	return st, err
 }
 
 // cmdDeviceCredential issues another credential for a registered device

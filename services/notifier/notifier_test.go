@@ -190,26 +190,14 @@ func (e *env) records() []*events.NotificationRecorded {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
 	var out []*events.NotificationRecorded
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = tail.Run(ctx, func(_ *kgo.Record, ev events.Envelope) {
-			p, err := events.Decode(ev)
-			if err == nil {
-				mu.Lock()
-				out = append(out, p.(*events.NotificationRecorded))
-				mu.Unlock()
-			}
-		})
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	err = tail.WaitCaughtUp(wctx)
-	wcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = tail.ReadToEnd(ctx, func(_ *kgo.Record, ev events.Envelope) {
+		if p, err := events.Decode(ev); err == nil {
+			out = append(out, p.(*events.NotificationRecorded))
+		}
+	})
 	cancel()
-	<-done
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -37,13 +37,17 @@ type catchUp struct {
 	err  error
 }
 
+// Topics are the full names of the topics the registry is rebuilt from.
+func Topics(kcfg eventlog.Config) []string {
+	return []string{kcfg.Topic(events.TopicDevices), kcfg.Topic(events.TopicAccounts)}
+}
+
 // NewLive connects a tail over the registry topics. Call Run to follow them.
 func NewLive(kcfg eventlog.Config, logger *slog.Logger, extra ...kgo.Opt) (*Live, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	topics := []string{kcfg.Topic(events.TopicDevices), kcfg.Topic(events.TopicAccounts)}
-	tail, err := eventlog.NewTail(kcfg, topics, logger, extra...)
+	tail, err := eventlog.NewTail(kcfg, Topics(kcfg), logger, extra...)
 	if err != nil {
 		return nil, err
 	}

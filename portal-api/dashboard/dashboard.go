@@ -50,7 +50,6 @@ type Store struct {
 	fleetQuick time.Duration
 	fleetMu    sync.Mutex
 	fleet      map[string]*fleetEntry // by period
-	refreshing map[string]bool
 	fleetOnce  singleflight.Group
 }
 
@@ -95,7 +94,7 @@ func New(conn driver.Conn, db string, now func() time.Time) (*Store, error) {
 		now = time.Now
 	}
 	return &Store{conn: conn, db: db, now: now, timeout: 10 * time.Second,
-		fleetStale: time.Minute, fleetQuick: fleetQuick, fleet: map[string]*fleetEntry{}, refreshing: map[string]bool{}}, nil
+		fleetStale: time.Minute, fleetQuick: fleetQuick, fleet: map[string]*fleetEntry{}}, nil
 }
 
 // Now is the store's clock.
@@ -564,50 +563,40 @@ func (s *Store) fleetDays(ctx context.Context, p Period) (*fleetEntry, error) {
 			// the last one ended: under steady ingest, refreshing takes at
 			// most a fifth of a core whatever the request rate.
 			if age >= 4*e.took {
-				s.refreshFleet(key, p)
+				s.loadFleet(key, p) // behind: nobody waits for it
 			}
 			return e, nil
 		}
 	}
-	v, err, _ := s.fleetOnce.Do(key, func() (any, error) {
+	select {
+	case r := <-s.loadFleet(key, p):
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*fleetEntry), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("dashboard: participants: %w", ctx.Err())
+	}
+}
+
+// loadFleet computes a period's figures and keeps them: one computation
+// per period at a time, shared by every request that waits for it
+// meanwhile, on a context of its own (a request that gives up does not
+// cancel it for the others).
+func (s *Store) loadFleet(key string, p Period) <-chan singleflight.Result {
+	return s.fleetOnce.DoChan(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		fp, err := s.fleetFingerprint(ctx)
+		if err != nil {
+			return nil, err
+		}
 		e, err := s.computeFleet(ctx, p, fp)
 		if err == nil {
 			s.storeFleet(key, e)
 		}
 		return e, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*fleetEntry), nil
-}
-
-// refreshFleet recomputes a period's figures in the background, one
-// refresh per period at a time.
-func (s *Store) refreshFleet(key string, p Period) {
-	s.fleetMu.Lock()
-	if s.refreshing[key] {
-		s.fleetMu.Unlock()
-		return
-	}
-	s.refreshing[key] = true
-	s.fleetMu.Unlock()
-	go func() {
-		defer func() {
-			s.fleetMu.Lock()
-			delete(s.refreshing, key)
-			s.fleetMu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
-		fp, err := s.fleetFingerprint(ctx)
-		if err != nil {
-			return // the entry stays; the next request tries again
-		}
-		if e, err := s.computeFleet(ctx, p, fp); err == nil {
-			s.storeFleet(key, e)
-		}
-	}()
 }
 
 func (s *Store) storeFleet(key string, e *fleetEntry) {

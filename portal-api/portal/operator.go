@@ -51,6 +51,20 @@ func operatorRoutes(r *gin.Engine, d Deps, a *authAPI, dash *dashAPI) {
 	cg.GET("/notices/:id", o.audit, dash.notice)
 }
 
+// publish writes an event in the operator's name (the CloudEvents source
+// names the account); on failure it answers the request and reports false.
+func (o *opAPI) publish(c *gin.Context, p events.Payload, now time.Time) bool {
+	e, err := events.New(operatorSource+operatorOf(c).AccountID, p, now)
+	if err == nil {
+		err = o.deps.Accounts.Publisher().Publish(c.Request.Context(), e)
+	}
+	if err != nil {
+		o.a.fail(c, err)
+		return false
+	}
+	return true
+}
+
 // audit records the operator's read of a customer's data before it is
 // served (OperatorViewedCustomer); no record, no data.
 func (o *opAPI) audit(c *gin.Context) {
@@ -62,12 +76,7 @@ func (o *opAPI) audit(c *gin.Context) {
 		notFound(c) // no alert has such an ID
 		return
 	}
-	e, err := events.New(operatorSource+op.AccountID, p, o.dash.st.Now())
-	if err == nil {
-		err = o.deps.Accounts.Publisher().Publish(c.Request.Context(), e)
-	}
-	if err != nil {
-		o.a.fail(c, err)
+	if !o.publish(c, p, o.dash.st.Now()) {
 		return
 	}
 	c.Next()
@@ -241,12 +250,7 @@ func (o *opAPI) publishNotice(c *gin.Context) {
 		o.a.fail(c, err)
 		return
 	}
-	e, err := events.New(operatorSource+operatorOf(c).AccountID, p, now)
-	if err == nil {
-		err = o.deps.Accounts.Publisher().Publish(c.Request.Context(), e)
-	}
-	if err != nil {
-		o.a.fail(c, err)
+	if !o.publish(c, p, now) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"notice_id": p.Key(), "type": p.EventType(), "published_by": operatorOf(c).AccountID})

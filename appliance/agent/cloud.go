@@ -288,7 +288,7 @@ func (c *Cloud) heartbeats(ctx context.Context) {
 	t := time.NewTicker(c.cfg.HeartbeatEvery)
 	defer t.Stop()
 	for {
-		c.heartbeat(ctx)
+		c.Heartbeat(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -297,7 +297,11 @@ func (c *Cloud) heartbeats(ctx context.Context) {
 	}
 }
 
-func (c *Cloud) heartbeat(ctx context.Context) {
+// Heartbeat sends one heartbeat with the agent's counters now and acts on
+// the commands of the reply. Run sends them every HeartbeatEvery; an agent
+// that ends its work (a --read run whose queue is drained) sends a last one
+// so the cloud sees its final counters and can still hand it a command.
+func (c *Cloud) Heartbeat(ctx context.Context) {
 	now := c.cfg.Now()
 	hb := events.Heartbeat{ID: ksuid.New().String(), SentAt: now.UTC(), FirmwareVersion: c.cfg.Firmware,
 		DefinitionsVersion: c.cfg.Store.Current().VersionString(), UptimeSeconds: int64(now.Sub(c.start) / time.Second),

@@ -133,6 +133,7 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	cloudDone := make(chan error, 1)
 	cloudCtx, stopCloud := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCloud()
+	var up *agent.Cloud
 	if *cloud != "" {
 		cred, err := os.ReadFile(*credFile)
 		if err != nil {
@@ -145,6 +146,7 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer c.Close()
+		up = c
 		go func() { cloudDone <- c.Run(cloudCtx) }()
 	} else {
 		close(cloudDone)
@@ -193,6 +195,10 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		}
 		if ctx.Err() == nil {
 			fmt.Fprintln(summaryW, "agent: queue empty, every alert acknowledged")
+			// A last heartbeat: the cloud sees the final counters, and a
+			// command waiting for this appliance (a reboot) is not missed
+			// because the queue drained before the first reply came back.
+			up.Heartbeat(ctx)
 		}
 	}
 	stopCloud()

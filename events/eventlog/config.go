@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type Config struct {
 	// Linger is how long a producer waits to fill a batch; 0 sends at once
 	// (right for the latency-sensitive ingest path).
 	Linger time.Duration
+	// Logger, when set, receives the Kafka clients' own log: errors and
+	// warnings at those levels, group joins and assignments at debug.
+	Logger *slog.Logger
 }
 
 // Validate reports the first configuration problem.
@@ -59,6 +63,9 @@ func (c Config) Base(topic string) string { return strings.TrimPrefix(topic, c.T
 // ClientOpts are the connection options every client shares.
 func (c Config) ClientOpts() []kgo.Opt {
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if c.Logger != nil {
+		opts = append(opts, kgo.WithLogger(clientLogger{c.Logger}))
+	}
 	if c.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.TLS))
 	}

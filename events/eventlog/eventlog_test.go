@@ -1,15 +1,19 @@
 package eventlog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/ksuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mimamori/mimamori/events"
@@ -203,3 +207,69 @@ func TestBrokerPersistsAndServesKcat(t *testing.T) {
 		t.Fatalf("kcat did not read the persisted alert with its CloudEvents headers:\n%s", out)
 	}
 }
+
+// The Kafka clients' own log reaches Config.Logger: the group lifecycle
+// at debug only, so a service logging at info is not crowded by it.
+func TestClientLogGoesToTheConfiguredLogger(t *testing.T) {
+	_, cfg := newBroker(t, "")
+	cl, err := kgo.NewClient(cfg.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var mu sync.Mutex
+		var buf bytes.Buffer
+		cfg.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return buf.Write(p)
+		}), &slog.HandlerOptions{Level: level}))
+		ctx, cancel := context.WithCancel(context.Background())
+		c, err := eventlog.NewConsumer(cfg, eventlog.ConsumerConfig{Group: "log-" + level.String(), Topics: []string{cfg.Topic(events.TopicAlerts)}},
+			func(context.Context, []*kgo.Record) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		joined := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Contains(buf.String(), `msg="kafka client: synced" group=log-DEBUG`)
+		}
+		// Whatever the level, wait until the broker has the member in a
+		// stable group: the client has been through its join by then.
+		deadline := time.Now().Add(10 * time.Second)
+		for !stable(t, adm, "log-"+level.String()) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		out := buf.String()
+		mu.Unlock()
+		if level == slog.LevelDebug && !joined() {
+			t.Fatalf("debug logger: no group join logged:\n%s", out)
+		}
+		if level == slog.LevelInfo && out != "" {
+			t.Fatalf("info logger got the client's lifecycle:\n%s", out)
+		}
+	}
+}
+
+func stable(t *testing.T, adm *kadm.Client, group string) bool {
+	ds, err := adm.DescribeGroups(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := ds[group]
+	return ok && d.State == "Stable" && len(d.Members) == 1
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

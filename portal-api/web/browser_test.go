@@ -28,6 +28,7 @@ import (
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/replay"
 	"github.com/mimamori/mimamori/services/stacktest"
+	"github.com/mimamori/mimamori/services/testlog"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -45,7 +46,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	_, db := chtest.EmptyDatabase(t)
-	st := stacktest.Start(t, db, nil, stacktest.Logger(t))
+	st := stacktest.Start(t, db, nil, testlog.New(t))
 	return &stack{p: st.P, prod: st.Prod}
 }
 

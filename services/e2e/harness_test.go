@@ -15,6 +15,7 @@ import (
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/stacktest"
+	"github.com/mimamori/mimamori/services/testlog"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -73,7 +74,7 @@ func newAnalystStack(t testing.TB) *stack {
 // the test defaults.
 func newStackOn(t testing.TB, conn driver.Conn, db string, extra map[string]string) *stack {
 	t.Helper()
-	st := stacktest.Start(t, db, extra, stacktest.Logger(t))
+	st := stacktest.Start(t, db, extra, testlog.New(t))
 	return &stack{p: st.P, db: db, conn: conn, prod: st.Prod}
 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/testlog"
 )
 
 type clock struct{ ns atomic.Int64 }
@@ -46,7 +45,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	kcfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "n."}
+	kcfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "n.", Logger: testlog.New(t)}
 	p, err := eventlog.NewProducer(kcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,10 +98,7 @@ func (e *env) start(cfg notifier.Config) (stop func()) {
 	if cfg.DigestCheck == 0 {
 		cfg.DigestCheck = 20 * time.Millisecond
 	}
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("member", cfg.Group+"-"+ksuid.New().String()[20:])
-	}
+	log := e.kcfg.Logger.With("member", cfg.Group+"-"+ksuid.New().String()[20:])
 	n, err := notifier.New(cfg, e.kcfg, e.prod, e.mailer(), log, nil)
 	if err != nil {
 		e.t.Fatal(err)

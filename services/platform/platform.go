@@ -154,6 +154,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Platform
 	if p.Kafka, err = KafkaConfig(cfg, brokers); err != nil {
 		return nil, err
 	}
+	p.Kafka.Logger = log
 	p.Endpoints.Kafka = strings.Join(brokers, ",")
 	if err := p.ensureTopics(ctx); err != nil {
 		return nil, err

@@ -6,13 +6,9 @@
 package stacktest
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"log/slog"
-	"os"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mimamori/mimamori/analytics/chtest"
@@ -106,33 +102,3 @@ func Start(t testing.TB, db string, env map[string]string, logger *slog.Logger) 
 	})
 	return &Stack{P: p, Broker: b, Prod: prod}
 }
-
-// Logger keeps the platform's log (info and above) and prints its end
-// when the test fails, so that a failure seen only in CI says what the
-// services were doing. With -v it writes warnings to stderr instead.
-func Logger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-		t.Logf("the platform's log, last %d of %d lines:\n%s", min(len(lines), 150), len(lines),
-			strings.Join(lines[max(len(lines)-150, 0):], "\n"))
-	})
-	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

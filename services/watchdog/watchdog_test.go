@@ -12,6 +12,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/services/testlog"
 )
 
 type clock struct{ ns atomic.Int64 }
@@ -35,7 +36,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	cfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "w."}
+	cfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "w.", Logger: testlog.New(t)}
 	p, err := eventlog.NewProducer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func (f *fixture) start(cfg Config) (*Watchdog, func()) {
 	cfg.Now = f.clk.Now
 	cfg.Group = "wd"
 	cfg.CheckInterval = 20 * time.Millisecond
-	w, err := New(cfg, f.cfg, f.prod, nil, nil)
+	w, err := New(cfg, f.cfg, f.prod, f.cfg.Logger, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

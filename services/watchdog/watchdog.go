@@ -78,6 +78,10 @@ type Config struct {
 	Lookback time.Duration
 	// Now is the clock (time.Now by default); tests inject one.
 	Now func() time.Time
+
+	// endsListed, when set (tests), runs between the two listings of
+	// adjust, where a heartbeat written concurrently must not be lost.
+	endsListed func()
 }
 
 // Group is the consumer group of the service unless configured otherwise.
@@ -262,6 +266,13 @@ func later(a, b time.Time) time.Time {
 
 // adjust starts every newly assigned partition Lookback ago and notes the
 // end it must reach before its devices are judged.
+//
+// The end offsets are listed first and a start is never past its end: a
+// heartbeat appended while the offsets are listed lands at or after the
+// end listed, so it is read. (Listed the other way round, or unclamped, a
+// partition with nothing found by timestamp starts at an end listed a
+// moment later, past a heartbeat written in between: the device's first
+// heartbeat was lost that way, and with it its activation.)
 func (w *Watchdog) adjust(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var starts, ends kadm.ListedOffsets
 	// A transient listing error (a leader moving) is retried here rather
@@ -269,12 +280,15 @@ func (w *Watchdog) adjust(ctx context.Context, offs map[string]map[int32]kgo.Off
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 		var err error
 		since := w.cfg.Now().Add(-w.cfg.Lookback).UnixMilli()
-		if starts, err = w.adm.ListOffsetsAfterMilli(ctx, since, w.topic); err == nil {
-			err = starts.Error()
+		if ends, err = w.adm.ListEndOffsets(ctx, w.topic); err == nil {
+			err = ends.Error()
+		}
+		if err == nil && w.cfg.endsListed != nil {
+			w.cfg.endsListed()
 		}
 		if err == nil {
-			if ends, err = w.adm.ListEndOffsets(ctx, w.topic); err == nil {
-				err = ends.Error()
+			if starts, err = w.adm.ListOffsetsAfterMilli(ctx, since, w.topic); err == nil {
+				err = starts.Error()
 			}
 		}
 		if err == nil {
@@ -300,10 +314,13 @@ func (w *Watchdog) adjust(ctx context.Context, offs map[string]map[int32]kgo.Off
 	for topic, ps := range offs {
 		out[topic] = map[int32]kgo.Offset{}
 		for p := range ps {
-			start, _ := starts.Lookup(topic, p)
 			end, _ := ends.Lookup(topic, p)
-			w.parts[p] = &partState{end: end.Offset, pos: start.Offset, caught: start.Offset >= end.Offset}
-			out[topic][p] = kgo.NewOffset().At(start.Offset)
+			start := end.Offset
+			if o, ok := starts.Lookup(topic, p); ok && o.Offset >= 0 {
+				start = min(o.Offset, end.Offset)
+			}
+			w.parts[p] = &partState{end: end.Offset, pos: start, caught: start >= end.Offset}
+			out[topic][p] = kgo.NewOffset().At(start)
 		}
 	}
 	w.log.Info("watchdog assigned", "partitions", len(w.parts), "lookback", w.cfg.Lookback)

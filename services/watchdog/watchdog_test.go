@@ -330,3 +330,36 @@ func TestOnlineButSilent(t *testing.T) {
 		t.Fatalf("a silent device was reported offline %d times", n)
 	}
 }
+
+// A heartbeat appended while a newly assigned partition's offsets are
+// listed is read: here its record's timestamp is too old for the lookup by
+// time to find it (as a record not yet readable at that instant is not
+// found), so that lookup answers the end offset of a moment later, past
+// the heartbeat. The device is activated all the same: the start never
+// passes the end listed first.
+func TestHeartbeatWrittenDuringAssignmentIsRead(t *testing.T) {
+	f := newFixture(t)
+	f.clk.Set(t0)
+	f.publish(&events.DeviceAssigned{DeviceID: "dv_r", CustomerID: "cu_1", AssignedAt: t0})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			hb := &events.Heartbeat{ID: ksuid.New().String(), DeviceID: "dv_r", CustomerID: "cu_1",
+				SentAt: t0, ReceivedAt: t0, Packets: 10, Bytes: 1000}
+			e, err := events.New("test", hb, t0.Add(-24*time.Hour)) // the record's timestamp
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := f.prod.Publish(context.Background(), e); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	w, stop := f.start(Config{Threshold: 10 * time.Minute, Lookback: time.Hour, endsListed: hook})
+	defer stop()
+	w.waitSeen(t, "dv_r", t0)
+	if got := f.seen.of(t, events.TypeDeviceActivated); len(got) != 1 {
+		t.Fatalf("%d activation events, want 1", len(got))
+	}
+}

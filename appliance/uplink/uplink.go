@@ -352,12 +352,15 @@ func marshal(v any) ([]byte, error) {
 }
 
 // post sends body until the gateway acknowledges it, refuses it for good,
-// or ctx ends.
+// or ctx ends. The error when ctx ends names the last failure the gateway
+// or the network caused (an untrusted certificate, a 503), not the attempt
+// that ctx's end cut short.
 func (c *Client) post(ctx context.Context, url string, body []byte, reply any) error {
 	wire, encoding, err := c.encode(body)
 	if err != nil {
 		return err
 	}
+	var last error
 	for attempt := 0; ; attempt++ {
 		err := c.attempt(ctx, url, wire, encoding, reply)
 		var temp *temporaryError
@@ -365,8 +368,12 @@ func (c *Client) post(ctx context.Context, url string, body []byte, reply any) e
 			return err
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w (last failure: %v)", ctx.Err(), err)
+			if last == nil || !errors.Is(err, ctx.Err()) {
+				last = err
+			}
+			return fmt.Errorf("%w (last failure: %v)", ctx.Err(), last)
 		}
+		last = err
 		wait := temp.retryAfter
 		if wait == 0 {
 			wait = c.backoff(attempt)

@@ -457,7 +457,9 @@ func TestContextCancelStops(t *testing.T) {
 		g := newGateway(t)
 		g.always = &reply{status: 503, retryAfter: "3600"}
 		c := g.client(t, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		// Long enough for the first attempt on a busy machine; the
+		// Retry-After of an hour is what the deadline cuts short.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := c.SendAlerts(ctx, testAlerts(1))
 		if !errors.Is(err, context.DeadlineExceeded) {
@@ -531,9 +533,11 @@ func TestCAFile(t *testing.T) {
 	}
 
 	// An untrusted server is never trusted; the client keeps trying until
-	// its context ends.
+	// its context ends, and then says why it failed. (The context is long
+	// enough for a handshake on a busy machine; the attempt the deadline
+	// cuts short does not hide the certificate error.)
 	untrusted := g.client(t, func(cfg *Config) { cfg.RootCAs = x509.NewCertPool() })
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, err := untrusted.SendAlerts(ctx, testAlerts(1)); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted: err = %v, want a certificate error", err)

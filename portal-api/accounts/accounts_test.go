@@ -158,29 +158,15 @@ func (e *env) topic() []events.Payload {
 // envelopes is every event of the accounts topic, in partition order.
 func (e *env) envelopes() []events.Envelope {
 	e.t.Helper()
-	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(events.TopicAccounts)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var out []events.Envelope
-	for idle := 0; idle < 3; {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		f := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		f.EachRecord(func(r *kgo.Record) {
-			n++
-			env, err := eventlog.FromRecord(r)
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			out = append(out, env)
-		})
-		if n == 0 {
-			idle++
-		}
+	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
+		e.t.Fatal(err)
 	}
 	return out
 }

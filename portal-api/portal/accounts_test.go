@@ -209,30 +209,21 @@ func (e *env) login(loginID, password string) (*client, reply) {
 // topicBytes is every byte of the accounts topic: keys, headers, values.
 func (e *env) topicBytes() []byte {
 	e.t.Helper()
-	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(events.TopicAccounts)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var out bytes.Buffer
-	idle := 0
-	for idle < 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		f := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		f.EachRecord(func(r *kgo.Record) {
-			n++
-			out.Write(r.Key)
-			out.Write(r.Value)
-			for _, h := range r.Headers {
-				out.Write(h.Value)
-			}
-		})
-		if n == 0 {
-			idle++
+	if err := tail.ReadToEnd(ctx, func(r *kgo.Record, _ events.Envelope) {
+		out.Write(r.Key)
+		out.Write(r.Value)
+		for _, h := range r.Headers {
+			out.Write(h.Value)
 		}
+	}); err != nil {
+		e.t.Fatal(err)
 	}
 	return out.Bytes()
 }

@@ -89,30 +89,18 @@ func (e *env) operator() (admin, op *client, opsCustomer, operatorAccount string
 	return admin, op, opsCustomer, acc.ID
 }
 
-// records reads every record of a topic so far.
+// records reads every event of a topic so far.
 func (e *env) records(topic string) []events.Envelope {
 	e.t.Helper()
-	cl, err := kgo.NewClient(append(e.kcfg.ClientOpts(), kgo.ConsumeTopics(e.kcfg.Topic(topic)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(topic)}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var out []events.Envelope
-	for idle := 0; idle < 3; {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		f := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		f.EachRecord(func(r *kgo.Record) {
-			n++
-			if env, err := eventlog.FromRecord(r); err == nil {
-				out = append(out, env)
-			}
-		})
-		if n == 0 {
-			idle++
-		}
+	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
+		e.t.Fatal(err)
 	}
 	return out
 }

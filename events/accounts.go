@@ -20,6 +20,7 @@ const (
 	TypeAccountPasswordResetRequested = "mimamori.account.password_reset_requested.v1"
 	TypeAccountLoggedOut              = "mimamori.account.logged_out.v1"
 	TypeOperatorViewedCustomer        = "mimamori.account.operator_viewed_customer.v1"
+	TypeAccountNoticeSent             = "mimamori.account.notice_sent.v1"
 )
 
 // StepReauthentication is the login step of a logged-in user who enters
@@ -42,7 +43,7 @@ const (
 func accountTypes() []string {
 	return []string{TypeAccountIssued, TypeAccountRequested, TypeAccountPasswordChanged, TypeAccountLoginSucceeded,
 		TypeAccountLoginFailed, TypeAccountLocked, TypeAccountUnlocked, TypeAccountSecondFactorChanged,
-		TypeAccountPasswordResetRequested, TypeAccountLoggedOut, TypeOperatorViewedCustomer}
+		TypeAccountPasswordResetRequested, TypeAccountLoggedOut, TypeOperatorViewedCustomer, TypeAccountNoticeSent}
 }
 
 func newAccountPayload(typ string) (Payload, bool) {
@@ -69,6 +70,8 @@ func newAccountPayload(typ string) (Payload, bool) {
 		return &AccountLoggedOut{}, true
 	case TypeOperatorViewedCustomer:
 		return &OperatorViewedCustomer{}, true
+	case TypeAccountNoticeSent:
+		return &AccountNoticeSent{}, true
 	}
 	return nil, false
 }
@@ -382,5 +385,31 @@ func (o *OperatorViewedCustomer) Validate() error {
 	v.max("object", o.Object, maxShort)
 	v.ip("source_ip", o.SourceIP, false)
 	v.time("viewed_at", o.ViewedAt)
+	return v.err()
+}
+
+// AccountNoticeSent records that the security notice of an account event
+// (a password changed or reset, a second factor set up, replaced or turned
+// off, new recovery codes) was accepted by the mail relay. EventID is the
+// ID of that event, and the notice's Message-ID is derived from it. An
+// event with a notice and no such record is mailed again by the next
+// accounts owner (within its recovery window), so a notice survives a
+// crash between the change and its mail.
+type AccountNoticeSent struct {
+	CustomerID string    `json:"customer_id"`
+	AccountID  string    `json:"account_id"`
+	EventID    string    `json:"event_id"`
+	SentAt     time.Time `json:"sent_at"`
+}
+
+func (*AccountNoticeSent) EventType() string { return TypeAccountNoticeSent }
+func (*AccountNoticeSent) Topic() string     { return TopicAccounts }
+func (a *AccountNoticeSent) Key() string     { return a.CustomerID }
+func (a *AccountNoticeSent) Validate() error {
+	var v validator
+	v.account(a.CustomerID, a.AccountID)
+	v.required("event_id", a.EventID)
+	v.max("event_id", a.EventID, maxShort)
+	v.time("sent_at", a.SentAt)
 	return v.err()
 }

@@ -116,6 +116,7 @@ type Config struct {
 	SMSInterval     time.Duration // between two codes to an account while the last is unused: 1 min
 	SMSPerDay       int           // codes sent to an account in 24 h: 10
 	SMSPerPhone     int           // enrolment codes sent to one phone number in 24 h, whichever account asks: 10
+	NoticeRecovery  time.Duration // unsent security notices of changes this recent are mailed late; older never: 24 h
 	PortalURL       string        // base of links in mail
 	Issuer          string        // TOTP issuer shown in authenticator apps
 	Now             func() time.Time
@@ -158,6 +159,9 @@ func (c *Config) defaults() {
 	if c.SMSPerPhone <= 0 {
 		c.SMSPerPhone = 10
 	}
+	if c.NoticeRecovery <= 0 {
+		c.NoticeRecovery = 24 * time.Hour
+	}
 	if c.Issuer == "" {
 		c.Issuer = "mimamori"
 	}
@@ -194,9 +198,14 @@ type Service struct {
 	smsCaps sync.Mutex              // checks and counts a send against every cap at once
 	resets  chan string             // account IDs to mail a reset link to
 	notices chan notice             // security notices to mail
-	kick    chan struct{}
-	ready   chan struct{}
-	fenced  atomic.Bool
+	// The notices queued or being mailed, and when an unsent one last
+	// failed: the sweep (sweepNotices) queues each unsent notice once.
+	noticeMu    sync.Mutex
+	noticeBusy  map[string]bool
+	noticeTried map[string]time.Time
+	kick        chan struct{}
+	ready       chan struct{}
+	fenced      atomic.Bool
 }
 
 type smsChallenge struct {
@@ -235,7 +244,8 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 		smsPhone: newWindow(cfg.SMSPerPhone, 24*time.Hour, 0),
 		resets:   make(chan string, 256),
 		owners:   map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
-		notices: make(chan notice, 256), kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+		notices: make(chan notice, 256), noticeBusy: map[string]bool{}, noticeTried: map[string]time.Time{},
+		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
 }
 
 // State is the accounts as read so far.
@@ -302,10 +312,11 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.mailQueued(ctx) })
 	defer wg.Wait()
-	tick := time.NewTicker(30 * time.Second) // retries issues that failed
+	tick := time.NewTicker(30 * time.Second) // retries issues and notices that failed
 	defer tick.Stop()
 	for {
 		s.issuePending(ctx)
+		s.sweepNotices()
 		select {
 		case <-ctx.Done():
 			return <-done
@@ -770,10 +781,11 @@ func (s *Service) resetAllowed(loginID, ip string, now time.Time) bool {
 	return s.resetIP.take(ip, now) == 0 && s.resetID.take(strings.ToLower(loginID), now) == 0
 }
 
-// mailQueued sends the reset links RequestReset asked for and the
-// security notices of changed credentials (notify), each queue in order,
-// until ctx ends. Reset requests still waiting then are dropped (the user
-// asks again), and so are notices (logged): the change they tell of stands.
+// mailQueued sends the reset links RequestReset asks for and the security
+// notices of changed credentials (notify, sweepNotices), each queue in
+// order, until ctx ends. Reset requests still waiting then are dropped
+// (the user asks again); notices are left to the next owner, which mails
+// those without a notice_sent record.
 func (s *Service) mailQueued(ctx context.Context) {
 	for {
 		select {
@@ -781,7 +793,7 @@ func (s *Service) mailQueued(ctx context.Context) {
 			for {
 				select {
 				case n := <-s.notices:
-					s.log.Error("security notice not mailed: stopping", "account", n.accountID, "event", n.eventID, "kind", n.kind)
+					s.log.Warn("security notice not mailed before stopping; the next owner mails it", "account", n.accountID, "event", n.eventID, "kind", n.kind)
 				default:
 					return
 				}

@@ -18,12 +18,17 @@ const (
 	noticePasswordReset  = "password_reset"
 )
 
-// Tries of a notice mail, the first retry after noticeRetry, doubling. The
-// Message-ID is the same every time, so a mail delivered although its send
-// reported a failure shows as the duplicate it is.
+// passwordNotice is the notice kind of a password_changed event's reason.
+var passwordNotice = map[string]string{"change": noticePasswordChange, "reset": noticePasswordReset}
+
+// Tries of a notice mail, the first retry after noticeRetry, doubling; a
+// notice whose tries all failed is tried again by the sweep noticeResweep
+// later. The Message-ID is the same every time, so a mail delivered
+// although its send reported a failure shows as the duplicate it is.
 const (
-	noticeTries = 3
-	noticeRetry = time.Second
+	noticeTries   = 3
+	noticeRetry   = time.Second
+	noticeResweep = 5 * time.Minute
 )
 
 // notice is one security notice, queued by the command that wrote its
@@ -39,19 +44,76 @@ type notice struct {
 	at         time.Time
 }
 
-// notify queues the notice of an event just written. A notice that finds
-// the queue full is dropped and logged: the change stands either way.
+// notify queues the notice of an event just written, unless it is queued
+// or being mailed already. The caller holds the customer's owner lock. A
+// notice that finds the queue full is left to the sweep (logged): the
+// change stands either way.
 func (s *Service) notify(n notice) {
+	s.noticeMu.Lock()
+	defer s.noticeMu.Unlock()
+	if s.noticeBusy[n.eventID] {
+		return
+	}
 	select {
 	case s.notices <- n:
+		s.noticeBusy[n.eventID] = true
 	default:
-		s.log.Error("security notice dropped: too many waiting", "account", n.accountID, "event", n.eventID, "kind", n.kind)
+		s.log.Error("security notice not queued: too many waiting; tried again later", "account", n.accountID, "event", n.eventID, "kind", n.kind)
 	}
 }
 
-// mailNotice sends a notice, trying noticeTries times. A failure is
-// logged; the change it tells of stands.
+// sweepNotices queues the notices of the last NoticeRecovery that the log
+// has no notice_sent record for and that are not queued already: at the
+// start of an owner, those an earlier owner did not get out (it crashed,
+// stopped, or the relay was down); later, those whose tries all failed,
+// again every noticeResweep. Each is queued under its customer's owner
+// lock, so a command that has written a change but not yet queued its
+// notice (with the request's address) is waited for, not raced.
+func (s *Service) sweepNotices() {
+	if s.fenced.Load() {
+		return // the new owner mails them
+	}
+	now := s.cfg.Now()
+	for _, n := range s.state.unsentNotices(now.Add(-s.cfg.NoticeRecovery)) {
+		s.noticeMu.Lock()
+		tried, failed := s.noticeTried[n.eventID]
+		s.noticeMu.Unlock()
+		if failed && now.Sub(tried) < noticeResweep {
+			continue
+		}
+		unlock := s.owner(n.customerID)
+		if s.state.noticeUnsent(n.eventID) {
+			s.notify(n)
+		}
+		unlock()
+	}
+}
+
+// mailNotice sends a notice, trying noticeTries times, and records it
+// sent. A notice not sent stays unsent in the log: the sweep tries it
+// again later, or the next owner to start (within NoticeRecovery). A crash
+// between the relay's acceptance and the record sends it once more, with
+// the same Message-ID.
 func (s *Service) mailNotice(ctx context.Context, n notice) {
+	mailed, recorded := false, false
+	defer func() {
+		s.noticeMu.Lock()
+		defer s.noticeMu.Unlock()
+		switch {
+		case recorded:
+			delete(s.noticeBusy, n.eventID)
+			delete(s.noticeTried, n.eventID)
+		case mailed:
+			// Out but not recorded: it stays busy, so this process never
+			// mails it again; the next owner does, once, same Message-ID.
+		default:
+			delete(s.noticeBusy, n.eventID)
+			s.noticeTried[n.eventID] = s.cfg.Now()
+		}
+	}()
+	if s.fenced.Load() {
+		return // the new owner mails it
+	}
 	c, ok := s.state.customer(n.customerID)
 	if !ok {
 		return
@@ -64,10 +126,12 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 		cancel()
 		if err == nil {
 			s.log.Info("security notice mailed", "account", n.accountID, "event", n.eventID, "kind", n.kind)
+			mailed, recorded = true, s.noticeSent(n)
 			return
 		}
 		if try == noticeTries || ctx.Err() != nil {
-			s.log.Error("security notice not mailed", "account", n.accountID, "event", n.eventID, "kind", n.kind, "tries", try, "err", err)
+			s.log.Error("security notice not mailed; tried again later", "account", n.accountID, "event", n.eventID, "kind", n.kind,
+				"tries", try, "again_in", noticeResweep, "err", err)
 			return
 		}
 		s.log.Warn("security notice mail failed; trying again", "account", n.accountID, "event", n.eventID, "in", wait, "err", err)
@@ -75,12 +139,28 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.log.Error("security notice not mailed: stopping", "account", n.accountID, "event", n.eventID, "kind", n.kind)
+			s.log.Warn("security notice not mailed before stopping; the next owner mails it", "account", n.accountID, "event", n.eventID, "kind", n.kind)
 			return
 		case <-t.C:
 		}
 		wait *= 2
 	}
+}
+
+// noticeSent records a notice mailed, and reports whether it could. It is
+// written even while the owner stops (the mail is out); if it cannot be
+// written, the next owner mails the notice again, with the same
+// Message-ID.
+func (s *Service) noticeSent(n notice) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer s.owner(n.customerID)()
+	if err := s.publish(ctx, &events.AccountNoticeSent{CustomerID: n.customerID, AccountID: n.accountID,
+		EventID: n.eventID, SentAt: s.cfg.Now().UTC()}); err != nil {
+		s.log.Warn("security notice mailed but not recorded; the next owner may mail it again", "account", n.accountID, "event", n.eventID, "err", err)
+		return false
+	}
+	return true
 }
 
 // noticeText is what a notice says changed, Japanese and English, and

@@ -52,13 +52,14 @@ type State struct {
 	requests  map[string]*events.AccountRequested
 	fulfilled map[string]bool // request IDs already issued
 	resets    map[string]resetToken
+	notices   map[string]notice // event ID → the security notice of that event, until its notice_sent
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{applied: make(chan struct{}), seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
 		byLogin: map[string]string{}, requests: map[string]*events.AccountRequested{}, fulfilled: map[string]bool{},
-		resets: map[string]resetToken{}}
+		resets: map[string]resetToken{}, notices: map[string]notice{}}
 }
 
 // Apply folds one event into the state. Events of other types are ignored.
@@ -99,6 +100,8 @@ func (s *State) Apply(e events.Envelope) error {
 			s.fulfilled[v.RequestID] = true
 			delete(s.requests, v.RequestID)
 		}
+	case *events.AccountNoticeSent:
+		delete(s.notices, v.EventID)
 	}
 	a := s.accountOf(p)
 	if a == nil {
@@ -106,6 +109,10 @@ func (s *State) Apply(e events.Envelope) error {
 	}
 	switch v := p.(type) {
 	case *events.AccountPasswordChanged:
+		if kind := passwordNotice[v.Reason]; kind != "" {
+			s.notices[e.ID] = notice{eventID: e.ID, kind: kind, customerID: a.CustomerID, accountID: a.ID,
+				loginID: v.LoginID, at: v.ChangedAt}
+		}
 		delete(s.byLogin, strings.ToLower(a.LoginID))
 		a.LoginID = v.LoginID
 		s.byLogin[strings.ToLower(v.LoginID)] = a.ID
@@ -140,8 +147,13 @@ func (s *State) Apply(e events.Envelope) error {
 	case *events.AccountUnlocked:
 		a.Locked, a.Failures = false, 0
 	case *events.AccountSecondFactorChanged:
-		if c := factorChange(*a, v); c == factorReplaced || c == factorTurnedOff {
+		c := factorChange(*a, v)
+		if c == factorReplaced || c == factorTurnedOff {
 			a.FactorVersion++
+		}
+		if c != factorDeclined {
+			s.notices[e.ID] = notice{eventID: e.ID, kind: c, customerID: a.CustomerID, accountID: a.ID,
+				loginID: a.LoginID, method: v.Method, at: v.ChangedAt}
 		}
 		a.Factor, a.TOTPSealed, a.PhoneSealed = v.Method, v.TOTPSecretSealed, v.PhoneSealed
 		a.RecoveryHashes = nil
@@ -180,6 +192,30 @@ func factorChange(a Account, v *events.AccountSecondFactorChanged) string {
 		return factorRecoveryCodes
 	}
 	return factorReplaced
+}
+
+// unsentNotices returns the security notices of events applied since
+// with no notice_sent record yet, oldest first.
+func (s *State) unsentNotices(since time.Time) []notice {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []notice
+	for _, n := range s.notices {
+		if !n.at.Before(since) {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b notice) int { return a.at.Compare(b.at) })
+	return out
+}
+
+// noticeUnsent reports whether the event's notice has no notice_sent
+// record yet.
+func (s *State) noticeUnsent(eventID string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.notices[eventID]
+	return ok
 }
 
 // waitApplied returns once every event ID has been applied, or with the

@@ -44,6 +44,7 @@ var goTypes = map[string]any{
 	events.TypeAccountLocked:                 events.AccountLocked{},
 	events.TypeAccountUnlocked:               events.AccountUnlocked{},
 	events.TypeOperatorViewedCustomer:        events.OperatorViewedCustomer{},
+	events.TypeAccountNoticeSent:             events.AccountNoticeSent{},
 	events.TypeAccountSecondFactorChanged:    events.AccountSecondFactorChanged{},
 	events.TypeAccountPasswordResetRequested: events.AccountPasswordResetRequested{},
 	events.TypeAccountLoggedOut:              events.AccountLoggedOut{},

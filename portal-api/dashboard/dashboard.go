@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -616,6 +617,36 @@ func (s *Store) storeFleet(key string, e *fleetEntry) {
 func (s *Store) WarmFleet(ctx context.Context) error {
 	_, err := s.fleetDays(ctx, LastDays(s.now(), 30))
 	return err
+}
+
+// KeepFleetWarm runs WarmFleet now and again a second after every JST
+// midnight, when the default period moves on a day and its figures are
+// new, until ctx ends: no customer's first comparison of the day waits for
+// them. A failure is logged and tried again a minute later.
+func (s *Store) KeepFleetWarm(ctx context.Context, log *slog.Logger) {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := s.WarmFleet(wctx)
+		cancel()
+		wait := untilAfterMidnight(s.now())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("warming the participants' comparison; trying again in a minute", "err", err)
+			wait = min(wait, time.Minute)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// untilAfterMidnight is how long from now until a second past the next
+// JST midnight.
+func untilAfterMidnight(now time.Time) time.Duration {
+	return Today(now).AddDate(0, 0, 1).Add(time.Second).Sub(now)
 }
 
 // fleetFingerprint is the highest block number of the two aggregates'

@@ -3,6 +3,8 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,5 +115,51 @@ func TestParticipantsFleetFiguresLag(t *testing.T) {
 	}
 	if avg != 21.0/5 {
 		t.Errorf("after the background refresh: average %v, want %v", avg, 21.0/5)
+	}
+}
+
+// The default period moves on a day at JST midnight: KeepFleetWarm has
+// the new period's figures computed a second after it, before any
+// customer asks.
+func TestFleetKeptWarmAcrossMidnight(t *testing.T) {
+	conn, db := chtest.Database(t)
+	clk := &struct {
+		sync.Mutex
+		t time.Time
+	}{t: time.Date(2026, 11, 26, 23, 59, 59, 0, dashboard.JST)}
+	now := func() time.Time { clk.Lock(); defer clk.Unlock(); return clk.t }
+	f := &fleetData{t: t, conn: conn, db: db, now: now()}
+	for i := range 5 {
+		f.company(fmt.Sprintf("cust-%d", i), 1)
+	}
+	st, err := dashboard.New(conn, db, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetFleetMaxStale(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { st.KeepFleetWarm(ctx, slog.New(slog.DiscardHandler)); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	today, tomorrow := dashboard.LastDays(now(), 30), dashboard.LastDays(now().Add(time.Hour), 30)
+	waitUntil(t, func() bool { return dashboard.FleetCached(st, today) })
+	if dashboard.FleetCached(st, tomorrow) {
+		t.Fatal("tomorrow's period computed before midnight")
+	}
+	clk.Lock()
+	clk.t = clk.t.Add(2 * time.Second) // 00:00:01 JST
+	clk.Unlock()
+	waitUntil(t, func() bool { return dashboard.FleetCached(st, tomorrow) })
+}
+
+func waitUntil(t *testing.T, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

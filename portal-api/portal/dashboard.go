@@ -36,14 +36,8 @@ func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) *dashAPI {
 		st.SetFleetMaxStale(d.FleetMaxStale)
 	}
 	h := &dashAPI{st: st, deps: d}
-	if d.WarmUp {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := st.WarmFleet(ctx); err != nil {
-				d.Logger.Warn("warming the participants' comparison", "err", err)
-			}
-		}()
+	if d.Warm != nil {
+		go st.KeepFleetWarm(d.Warm, d.Logger)
 	}
 	g := r.Group("/api/v1", a.crossSite, a.need(accounts.StageActive))
 	g.GET("/dashboard/summary", h.summary)

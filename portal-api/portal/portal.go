@@ -40,10 +40,10 @@ type Deps struct {
 	// Accounts, when set, serves the login API; Sessions tunes it.
 	Accounts *accounts.Service
 	Sessions SessionConfig
-	// WarmUp computes the participants' comparison of the default period
-	// in the background at start, so that its first request is served
-	// like every later one.
-	WarmUp bool
+	// Warm, when set, keeps the participants' comparison of the default
+	// period computed in the background while it lasts: at start and after
+	// every JST midnight, so that no first request of a day waits for it.
+	Warm context.Context
 	// FleetMaxStale is how long the participants' average may lag new
 	// alerts while it is recomputed behind (a minute when zero).
 	FleetMaxStale time.Duration

@@ -63,7 +63,7 @@ func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err
 		}
 	}
 	if slices.Contains(names, "portal") {
-		if err := a.portal(); err != nil {
+		if err := a.portal(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -128,7 +128,7 @@ func (a *App) projector() error {
 	return nil
 }
 
-func (a *App) portal() error {
+func (a *App) portal(ctx context.Context) error {
 	ln, err := a.listen(a.p.Cfg.PortalAddr)
 	if err != nil {
 		return err
@@ -139,7 +139,7 @@ func (a *App) portal() error {
 		return err
 	}
 	h, err := portal.New(portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
-		Logger: a.p.Log.With("service", "portal"), Accounts: acc, WarmUp: true})
+		Logger: a.p.Log.With("service", "portal"), Accounts: acc, Warm: ctx})
 	if err != nil {
 		return err
 	}

@@ -204,7 +204,8 @@ func (s *State) CheckNewDevice(spec DeviceSpec) error {
 	for _, d := range s.devices {
 		switch {
 		case d.Serial != "" && d.Serial == spec.Serial:
-			return fmt.Errorf("%w: serial %s is already registered as device %s", ErrConflict, spec.Serial, d.ID)
+			return fmt.Errorf("%w: serial %s is already registered as device %s (mimamori device credential --device %s issues it a credential)",
+				ErrConflict, spec.Serial, d.ID, d.ID)
 		case d.MAC != "" && d.MAC == mac:
 			return fmt.Errorf("%w: MAC %s is already registered as device %s (serial %s)", ErrConflict, mac, d.ID, d.Serial)
 		}

@@ -94,15 +94,19 @@ func (t *Tail) Run(ctx context.Context, apply func(*kgo.Record, events.Envelope)
 	}
 }
 
-// ReadToEnd hands apply every event committed to the topics before the
-// call, then stops: a one-off read of state from the log (`mimamori
-// account list`, the CLI's registry checks, tests). The tail cannot be
-// used again. When it returns, apply has returned for the last time.
-func (t *Tail) ReadToEnd(ctx context.Context, apply func(*kgo.Record, events.Envelope)) error {
+// ReadToEnd hands apply every event committed to topics (full names)
+// before the call, then stops: a one-off read of state from the log
+// (`mimamori account list`, the CLI's registry checks, tests). When it
+// returns, apply has returned for the last time. ctx bounds the whole read.
+func ReadToEnd(ctx context.Context, kcfg Config, topics []string, logger *slog.Logger, apply func(*kgo.Record, events.Envelope)) error {
+	t, err := NewTail(kcfg, topics, logger)
+	if err != nil {
+		return err
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- t.Run(rctx, apply) }()
-	err := t.WaitCaughtUp(ctx)
+	err = t.WaitCaughtUp(ctx)
 	cancel()
 	if rerr := <-done; err == nil {
 		err = rerr

@@ -158,14 +158,11 @@ func (e *env) topic() []events.Payload {
 // envelopes is every event of the accounts topic, in partition order.
 func (e *env) envelopes() []events.Envelope {
 	e.t.Helper()
-	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []events.Envelope
-	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
+	if err := eventlog.ReadToEnd(ctx, e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil,
+		func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return out
@@ -175,15 +172,9 @@ func (e *env) envelopes() []events.Envelope {
 // `mimamori account list` does.
 func (e *env) rebuild() *accounts.State {
 	e.t.Helper()
-	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	st := accounts.NewState()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) }); err != nil {
-		e.t.Fatal(err)
+	for _, ev := range e.envelopes() {
+		_ = st.Apply(ev)
 	}
 	return st
 }

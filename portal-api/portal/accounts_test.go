@@ -209,14 +209,10 @@ func (e *env) login(loginID, password string) (*client, reply) {
 // topicBytes is every byte of the accounts topic: keys, headers, values.
 func (e *env) topicBytes() []byte {
 	e.t.Helper()
-	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := tail.ReadToEnd(ctx, func(r *kgo.Record, _ events.Envelope) {
+	if err := eventlog.ReadToEnd(ctx, e.kcfg, []string{e.kcfg.Topic(events.TopicAccounts)}, nil, func(r *kgo.Record, _ events.Envelope) {
 		out.Write(r.Key)
 		out.Write(r.Value)
 		for _, h := range r.Headers {

@@ -92,14 +92,11 @@ func (e *env) operator() (admin, op *client, opsCustomer, operatorAccount string
 // records reads every event of a topic so far.
 func (e *env) records(topic string) []events.Envelope {
 	e.t.Helper()
-	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(topic)}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []events.Envelope
-	if err := tail.ReadToEnd(ctx, func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
+	if err := eventlog.ReadToEnd(ctx, e.kcfg, []string{e.kcfg.Topic(topic)}, nil,
+		func(_ *kgo.Record, env events.Envelope) { out = append(out, env) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return out

@@ -58,13 +58,10 @@ func listAccounts(ctx context.Context, e *env, customer string) error {
 	if err != nil {
 		return err
 	}
-	tail, err := eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicAccounts)}, e.log)
-	if err != nil {
-		return err
-	}
 	st := accounts.NewState()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = tail.ReadToEnd(wctx, func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) })
+	err = eventlog.ReadToEnd(wctx, kcfg, []string{kcfg.Topic(events.TopicAccounts)}, e.log,
+		func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) })
 	wcancel()
 	if err != nil {
 		return err

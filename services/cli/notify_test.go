@@ -78,14 +78,10 @@ func TestNoticeAndNotifyCommands(t *testing.T) {
 		t.Fatalf("printed secret %q is not the one the notifier signs with", printed["webhook_secret"])
 	}
 
-	tail, err := eventlog.NewTail(kcfg, []string{events.TopicOperations, events.TopicAccounts}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []events.Payload
 	var raw []string
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = tail.ReadToEnd(ctx, func(r *kgo.Record, e events.Envelope) {
+	err = eventlog.ReadToEnd(ctx, kcfg, []string{events.TopicOperations, events.TopicAccounts}, nil, func(r *kgo.Record, e events.Envelope) {
 		if p, err := events.Decode(e); err == nil {
 			got, raw = append(got, p), append(raw, string(r.Value))
 		}

@@ -141,14 +141,10 @@ func (e *env) registryState(ctx context.Context) (*registry.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	tail, err := eventlog.NewTail(kcfg, registry.Topics(kcfg), e.log)
-	if err != nil {
-		return nil, err
-	}
 	st := registry.NewState()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = tail.ReadToEnd(wctx, func(r *kgo.Record, ev events.Envelope) {
+	err = eventlog.ReadToEnd(wctx, kcfg, registry.Topics(kcfg), e.log, func(r *kgo.Record, ev events.Envelope) {
 		if err := st.Apply(ev); err != nil {
 			e.log.Warn("registry event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
 		}

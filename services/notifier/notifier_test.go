@@ -182,13 +182,9 @@ func (e *env) waitMail(n int, within time.Duration) []mailbox.Message {
 // records reads the notifications topic to its end.
 func (e *env) records() []*events.NotificationRecorded {
 	e.t.Helper()
-	tail, err := eventlog.NewTail(e.kcfg, []string{e.kcfg.Topic(events.TopicNotifications)}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []*events.NotificationRecorded
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = tail.ReadToEnd(ctx, func(_ *kgo.Record, ev events.Envelope) {
+	err := eventlog.ReadToEnd(ctx, e.kcfg, []string{e.kcfg.Topic(events.TopicNotifications)}, nil, func(_ *kgo.Record, ev events.Envelope) {
 		if p, err := events.Decode(ev); err == nil {
 			out = append(out, p.(*events.NotificationRecorded))
 		}

@@ -701,8 +701,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, pass
 	if err != nil {
 		return p, err
 	}
-	s.notify(notice{eventID: ids[0], kind: noticePasswordChange, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
-		ip: ip, at: now})
+	s.notifyChange(ids[0], ip)
 	a, _ = s.state.Account(a.ID)
 	return principal(a, p.Stage), nil
 }
@@ -858,8 +857,7 @@ func (s *Service) ConfirmReset(ctx context.Context, token, password, ip string) 
 	if err != nil {
 		return "", err
 	}
-	s.notify(notice{eventID: ids[0], kind: noticePasswordReset, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
-		ip: ip, at: now})
+	s.notifyChange(ids[0], ip)
 	return a.ID, nil
 }
 

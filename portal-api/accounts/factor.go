@@ -135,15 +135,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 // codes. The caller holds the customer's owner lock.
 func (s *Service) changeFactor(ctx context.Context, a Account, ip string, codes []string, ch *events.AccountSecondFactorChanged,
 	more ...events.Payload) (Principal, []string, error) {
-	kind := factorChange(a, ch)
 	ids, err := s.publishIDs(ctx, append([]events.Payload{ch}, more...)...)
 	if err != nil {
 		return Principal{}, nil, err
 	}
-	if kind != factorDeclined {
-		s.notify(notice{eventID: ids[0], kind: kind, customerID: a.CustomerID, accountID: a.ID, loginID: a.LoginID,
-			method: ch.Method, ip: ip, at: ch.ChangedAt})
-	}
+	s.notifyChange(ids[0], ip)
 	a, _ = s.state.Account(a.ID)
 	return principal(a, StageActive), codes, nil
 }

@@ -31,8 +31,10 @@ const (
 	noticeResweep = 5 * time.Minute
 )
 
-// notice is one security notice, queued by the command that wrote its
-// event and mailed by the owner's loop (Run), like the reset mails.
+// notice is one security notice, derived from its event when the state
+// applies it, queued by the command that wrote the event (with the
+// request's address) or by the sweep, and mailed by the owner's loop (Run),
+// like the reset mails.
 type notice struct {
 	eventID    string // the event it tells of: its mail's Message-ID is derived from it
 	kind       string // noticePasswordChange, noticePasswordReset or a factorChange
@@ -44,10 +46,19 @@ type notice struct {
 	at         time.Time
 }
 
-// notify queues the notice of an event just written, unless it is queued
-// or being mailed already. The caller holds the customer's owner lock. A
-// notice that finds the queue full is left to the sweep (logged): the
-// change stands either way.
+// notifyChange queues the security notice of a change just written and
+// applied, if it has one (a decline has none), naming ip, the request's
+// source address. The caller holds the customer's owner lock.
+func (s *Service) notifyChange(eventID, ip string) {
+	if n, ok := s.state.unsentNotice(eventID); ok {
+		n.ip = ip
+		s.notify(n)
+	}
+}
+
+// notify queues a notice unless it is queued or being mailed already. The
+// caller holds the customer's owner lock. A notice that finds the queue
+// full is left to the sweep (logged): the change stands either way.
 func (s *Service) notify(n notice) {
 	s.noticeMu.Lock()
 	defer s.noticeMu.Unlock()
@@ -82,7 +93,7 @@ func (s *Service) sweepNotices() {
 			continue
 		}
 		unlock := s.owner(n.customerID)
-		if s.state.noticeUnsent(n.eventID) {
+		if _, ok := s.state.unsentNotice(n.eventID); ok {
 			s.notify(n)
 		}
 		unlock()

@@ -194,8 +194,8 @@ func factorChange(a Account, v *events.AccountSecondFactorChanged) string {
 	return factorReplaced
 }
 
-// unsentNotices returns the security notices of events applied since
-// with no notice_sent record yet, oldest first.
+// unsentNotices returns the security notices of the changes made at or
+// after since that have no notice_sent record yet, oldest first.
 func (s *State) unsentNotices(since time.Time) []notice {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -209,13 +209,13 @@ func (s *State) unsentNotices(since time.Time) []notice {
 	return out
 }
 
-// noticeUnsent reports whether the event's notice has no notice_sent
-// record yet.
-func (s *State) noticeUnsent(eventID string) bool {
+// unsentNotice returns the security notice of an event, if it has one and
+// no notice_sent record yet.
+func (s *State) unsentNotice(eventID string) (notice, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.notices[eventID]
-	return ok
+	n, ok := s.notices[eventID]
+	return n, ok
 }
 
 // waitApplied returns once every event ID has been applied, or with the

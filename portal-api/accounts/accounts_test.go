@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"reflect"
 	"regexp"
@@ -27,6 +28,7 @@ import (
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/testlog"
 )
 
 // env is a kfake broker with the accounts topic and the embedded mailbox
@@ -38,6 +40,42 @@ type env struct {
 	prod   *eventlog.Producer
 	box    *mailbox.Mailbox
 	mailer *notifier.Mailer
+	log    *slog.Logger
+	said   *said
+}
+
+// said counts the messages the owners logged, so that a test can wait
+// for what an owner says it has done.
+type said struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *said) count(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[msg]
+}
+
+// saidHandler is the test's log handler, counting into said.
+type saidHandler struct {
+	slog.Handler
+	said *said
+}
+
+func (h saidHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.said.mu.Lock()
+	h.said.n[r.Message]++
+	h.said.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h saidHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return saidHandler{h.Handler.WithAttrs(a), h.said}
+}
+
+func (h saidHandler) WithGroup(g string) slog.Handler {
+	return saidHandler{h.Handler.WithGroup(g), h.said}
 }
 
 func newEnv(t *testing.T) *env {
@@ -67,7 +105,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, kafka: kafka, kcfg: kcfg, prod: prod, box: box, mailer: mailer}
+	sd := &said{n: map[string]int{}}
+	log := slog.New(saidHandler{testlog.New(t).Handler(), sd})
+	return &env{t: t, kafka: kafka, kcfg: kcfg, prod: prod, box: box, mailer: mailer, log: log, said: sd}
 }
 
 // owner starts an accounts owner over the topic and waits until it has
@@ -80,7 +120,7 @@ func (e *env) owner(cfg accounts.Config, sms accounts.SMSSender) (svc *accounts.
 // ownerWith is owner writing through pub.
 func (e *env) ownerWith(pub accounts.Publisher, cfg accounts.Config, sms accounts.SMSSender) (svc *accounts.Service, stop func()) {
 	e.t.Helper()
-	svc, err := accounts.New(cfg, e.kcfg, pub, e.mailer, sms, bytes.Repeat([]byte{7}, 32), nil)
+	svc, err := accounts.New(cfg, e.kcfg, pub, e.mailer, sms, bytes.Repeat([]byte{7}, 32), e.log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -736,7 +776,8 @@ func TestSecurityNoticeRetriedUntilStale(t *testing.T) {
 	if p, err = svc.ChangePassword(ctx, p, pws[0], pws[1], "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(func() bool { return tries.Load() == 3 })
+	const gaveUp = "security notice not mailed; tried again later"
+	e.waitFor(func() bool { return tries.Load() == 3 && e.said.count(gaveUp) == 1 })
 	refusing.Store(false)
 	// Five minutes on, the owner's next sweep (here woken at once by
 	// another customer's registration) mails it.
@@ -749,7 +790,7 @@ func TestSecurityNoticeRetriedUntilStale(t *testing.T) {
 	if _, err = svc.ChangePassword(ctx, p, pws[1], pws[2], "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(func() bool { return tries.Load() == 3 })
+	e.waitFor(func() bool { return tries.Load() == 3 && e.said.count(gaveUp) == 2 })
 	stop()
 	refusing.Store(false)
 	clk.Add(61 * time.Minute)

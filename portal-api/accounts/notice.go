@@ -107,9 +107,11 @@ func (s *Service) sweepNotices() {
 // the same Message-ID.
 func (s *Service) mailNotice(ctx context.Context, n notice) {
 	mailed, recorded := false, false
+	var lastTry time.Time // the start of the last try: the resweep counts from it
+	var gaveUp error      // the last try's error, once all tries failed
+	tries := 0
 	defer func() {
 		s.noticeMu.Lock()
-		defer s.noticeMu.Unlock()
 		switch {
 		case recorded:
 			delete(s.noticeBusy, n.eventID)
@@ -118,8 +120,16 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 			// Out but not recorded: it stays busy, so this process never
 			// mails it again; the next owner does, once, same Message-ID.
 		default:
+			if lastTry.IsZero() {
+				lastTry = s.cfg.Now()
+			}
 			delete(s.noticeBusy, n.eventID)
-			s.noticeTried[n.eventID] = s.cfg.Now()
+			s.noticeTried[n.eventID] = lastTry
+		}
+		s.noticeMu.Unlock()
+		if gaveUp != nil { // logged once the sweep may take it again
+			s.log.Error("security notice not mailed; tried again later", "account", n.accountID, "event", n.eventID, "kind", n.kind,
+				"tries", tries, "again_in", noticeResweep, "err", gaveUp)
 		}
 	}()
 	if s.fenced.Load() {
@@ -132,6 +142,7 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 	subject, body := noticeMail(n, s.cfg.PortalURL)
 	wait := noticeRetry
 	for try := 1; ; try++ {
+		lastTry = s.cfg.Now()
 		mctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := s.mail.Send(mctx, c.email, "notice-"+n.eventID, subject, body, n.at)
 		cancel()
@@ -141,8 +152,7 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 			return
 		}
 		if try == noticeTries || ctx.Err() != nil {
-			s.log.Error("security notice not mailed; tried again later", "account", n.accountID, "event", n.eventID, "kind", n.kind,
-				"tries", try, "again_in", noticeResweep, "err", err)
+			gaveUp, tries = err, try
 			return
 		}
 		s.log.Warn("security notice mail failed; trying again", "account", n.accountID, "event", n.eventID, "in", wait, "err", err)

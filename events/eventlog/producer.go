@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -70,26 +69,6 @@ func (p *Producer) Client() *kgo.Client { return p.cl }
 
 // Close flushes nothing (Publish is synchronous) and closes the connection.
 func (p *Producer) Close() { p.cl.Close() }
-
-// EnsureTopics creates every mimamori topic that does not exist yet, with
-// the configured partitions and replication factor.
-func EnsureTopics(ctx context.Context, cl *kgo.Client, cfg Config) error {
-	adm := kadm.NewClient(cl)
-	names := make([]string, 0, len(events.AllTopics()))
-	for _, t := range events.AllTopics() {
-		names = append(names, cfg.Topic(t))
-	}
-	resp, err := adm.CreateTopics(ctx, cfg.Partitions, cfg.Replication, nil, names...)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
-		}
-	}
-	return nil
-}
 
 // ErrFenced means another process started with the same transactional ID:
 // it is now the only writer, and this producer can write nothing more.

@@ -230,7 +230,17 @@ func (p *Platform) ensureTopics(ctx context.Context) error {
 	defer prod.Close()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return eventlog.EnsureTopics(tctx, prod.Client(), p.Kafka)
+	if err := eventlog.EnsureTopics(tctx, prod.Client(), p.Kafka); err != nil {
+		return err
+	}
+	if p.broker != nil {
+		// The embedded broker's topics are ours; older versions created
+		// them with the broker's default retention.
+		if err := eventlog.ApplyTopicPolicy(tctx, prod.Client(), p.Kafka); err != nil {
+			return err
+		}
+	}
+	return eventlog.CheckTopics(tctx, prod.Client(), p.Kafka)
 }
 
 func (p *Platform) startClickHouse(ctx context.Context) error {

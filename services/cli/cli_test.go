@@ -190,9 +190,20 @@ func TestRunThenOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = mimamori(t, ctx, env, "replay")
+	// A replay "into" the live database is refused and drops nothing:
+	// the next replay still finds every live table.
+	out, err = mimamori(t, ctx, env, "replay", "--into", "mimamori")
+	if err == nil || !strings.Contains(err.Error(), "replay --into mimamori: that is the live database") {
+		t.Fatalf("replay --into the live database: %v\n%s", err, out)
+	}
+	out, err = mimamori(t, ctx, env, "replay", "--keep", "--into", "mimamori_kept")
 	if err != nil || !strings.Contains(out, "every table matches") {
 		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	// A database that exists (here the kept replay) is no fresh one.
+	out, err = mimamori(t, ctx, env, "replay", "--into", "mimamori_kept")
+	if err == nil || !strings.Contains(err.Error(), "replay --into mimamori_kept: the database exists") {
+		t.Fatalf("replay --into an existing database: %v\n%s", err, out)
 	}
 
 	out, err = mimamori(t, ctx, env, "device", "revoke", "--device", cred.DeviceID, "--credential", cred.Credential)

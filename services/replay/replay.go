@@ -106,7 +106,11 @@ func Run(ctx context.Context, kcfg eventlog.Config, conn driver.Conn, liveDB str
 	if opt.Batch <= 0 {
 		opt.Batch = 5000
 	}
-	rep := Report{FreshDB: opt.FreshDB}
+	var rep Report
+	if err := checkFresh(ctx, conn, liveDB, opt.FreshDB); err != nil {
+		return rep, err
+	}
+	rep.FreshDB = opt.FreshDB // from here on, the caller may drop it
 	if _, err := migrate.Apply(ctx, conn, opt.FreshDB); err != nil {
 		return rep, fmt.Errorf("prepare %s: %w", opt.FreshDB, err)
 	}
@@ -179,6 +183,27 @@ func Run(ctx context.Context, kcfg eventlog.Config, conn driver.Conn, liveDB str
 	}
 	rep.Match = replaycheck.AllMatch(rep.Tables)
 	return rep, nil
+}
+
+// checkFresh refuses a target that is not a new database: the live one
+// (the replay would write into it, compare it with itself and then drop
+// it), or any that exists (it would mix old rows into the comparison, and
+// be dropped afterwards).
+func checkFresh(ctx context.Context, conn driver.Conn, liveDB, fresh string) error {
+	if err := migrate.ValidDatabase(fresh); err != nil {
+		return fmt.Errorf("replay --into: %w", err)
+	}
+	if fresh == liveDB {
+		return fmt.Errorf("replay --into %s: that is the live database; a replay rebuilds into a new database and compares it with the live one (leave --into out, or name a database that does not exist)", fresh)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", fresh).Scan(&n); err != nil {
+		return fmt.Errorf("replay --into %s: %w", fresh, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("replay --into %s: the database exists; a replay rebuilds into a new database (name another, or drop %s first if it is an old replay)", fresh, fresh)
+	}
+	return nil
 }
 
 // Drop removes a replay database.

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -336,8 +338,47 @@ func (c Config) Print(w io.Writer) {
 	for _, s := range settings() {
 		v := s.get(&c)
 		if s.secret && v != "" {
-			v = "********"
+			v = mask
+		} else {
+			v = maskURLs(v)
 		}
 		fmt.Fprintf(w, "%-22s %-32s %s\n", s.name, s.env, v)
 	}
+}
+
+const mask = "********"
+
+// maskURLs masks what a URL in a setting (or in each element of a list)
+// may carry as a secret: its user info (user:password@, or a token given
+// as the user) and the values of its query (?token=…).
+func maskURLs(v string) string {
+	if !strings.Contains(v, "://") {
+		return v
+	}
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		if err != nil {
+			if strings.Contains(p, "@") || strings.Contains(p, "?") {
+				parts[i] = mask // not parsed, so not shown: it might hold a secret
+			}
+			continue
+		}
+		var b strings.Builder
+		b.WriteString(u.Scheme + "://")
+		if u.User != nil {
+			b.WriteString(mask + "@")
+		}
+		b.WriteString(u.Host + u.EscapedPath())
+		if u.RawQuery != "" {
+			q := u.Query()
+			keys := slices.Sorted(maps.Keys(q))
+			for j, k := range keys {
+				keys[j] = url.QueryEscape(k) + "=" + mask
+			}
+			b.WriteString("?" + strings.Join(keys, "&"))
+		}
+		parts[i] = b.String()
+	}
+	return strings.Join(parts, ",")
 }

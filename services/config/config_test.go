@@ -128,3 +128,29 @@ func TestSMSGatewayHelp(t *testing.T) {
 		}
 	}
 }
+
+// `mimamori config` masks what a URL carries as a secret: user info and
+// query values, in a single URL or a list; the rest of the URL stays
+// readable.
+func TestPrintMasksSecretsInsideURLs(t *testing.T) {
+	c, err := load(t, map[string]string{
+		"MIMAMORI_SMS_GATEWAY_URL": "https://sms.example/v1/messages?api_key=k-1234&sig=abcd",
+		"MIMAMORI_PORTAL_URL":      "https://acme:s3cr3t-pw@portal.example/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c.Print(&out)
+	for _, secret := range []string{"acme", "s3cr3t-pw", "k-1234", "abcd"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("config printed %q:\n%s", secret, out.String())
+		}
+	}
+	for _, want := range []string{"https://sms.example/v1/messages?api_key=********&sig=********",
+		"https://********@portal.example/"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config does not show %q:\n%s", want, out.String())
+		}
+	}
+}

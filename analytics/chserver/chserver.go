@@ -49,6 +49,11 @@ type Config struct {
 	// TCPPort (native protocol) and HTTPPort; 0 picks a free port.
 	TCPPort  int
 	HTTPPort int
+	// DefaultPassword is the password of the default user (the platform's
+	// own, with every right). The platform always sets one (generated into
+	// its data folder); empty leaves the user password-less, for
+	// throwaway test servers only.
+	DefaultPassword string
 	// AnalystPassword enables the read-only analyst user. Empty leaves the
 	// analyst user out of users.xml.
 	AnalystPassword string
@@ -273,6 +278,7 @@ type configData struct {
 	Dir                            string
 	TCPPort, HTTPPort, InterPort   int
 	AnalystSHA256, AnalystDatabase string
+	DefaultSHA256                  string
 }
 
 func writeConfig(dir string, cfg Config, tcpPort, httpPort, interPort int) error {
@@ -280,6 +286,10 @@ func writeConfig(dir string, cfg Config, tcpPort, httpPort, interPort int) error
 	if cfg.AnalystPassword != "" {
 		sum := sha256.Sum256([]byte(cfg.AnalystPassword))
 		d.AnalystSHA256 = hex.EncodeToString(sum[:])
+	}
+	if cfg.DefaultPassword != "" {
+		sum := sha256.Sum256([]byte(cfg.DefaultPassword))
+		d.DefaultSHA256 = hex.EncodeToString(sum[:])
 	}
 	for name, tmpl := range map[string]*template.Template{"config.xml": configXML, "users.xml": usersXML} {
 		var buf bytes.Buffer
@@ -330,7 +340,8 @@ var configXML = template.Must(template.New("config.xml").Parse(`<?xml version="1
 </yandex>
 `))
 
-// usersXML: default is password-less and reachable from localhost only; the
+// usersXML: default has the platform's generated password (password-less
+// only on throwaway test servers) and is reachable from localhost only; the
 // analyst has the readonly profile and, through allow_databases, sees only
 // the analyst database (system stays readable, as ClickHouse always allows).
 var usersXML = template.Must(template.New("users.xml").Parse(`<?xml version="1.0"?>
@@ -347,8 +358,9 @@ var usersXML = template.Must(template.New("users.xml").Parse(`<?xml version="1.0
         </readonly>
     </profiles>
     <users>
-        <default>
-            <password></password>
+        <default>{{if .DefaultSHA256}}
+            <password_sha256_hex>{{.DefaultSHA256}}</password_sha256_hex>{{else}}
+            <password></password>{{end}}
             <networks>
                 <ip>127.0.0.1</ip>
                 <ip>::1</ip>

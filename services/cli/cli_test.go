@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/ksuid"
 
+	"github.com/mimamori/mimamori/analytics"
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
@@ -109,6 +110,22 @@ func TestRunThenOperatorCommands(t *testing.T) {
 			t.Errorf("endpoint %q missing from endpoints.json or from what run printed:\n%s", v, runOut)
 		}
 	}
+
+	// The embedded ClickHouse's default user is no open door: refused
+	// without the password the platform generated into the data folder.
+	if conn, err := analytics.Open(ctx, analytics.Config{Addr: ep.ClickHouseNative}); err == nil {
+		conn.Close()
+		t.Error("the embedded ClickHouse let the default user in without a password")
+	}
+	pw, err := os.ReadFile(filepath.Join(dir, "clickhouse", "default-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := analytics.Open(ctx, analytics.Config{Addr: ep.ClickHouseNative, Password: strings.TrimSpace(string(pw))})
+	if err != nil {
+		t.Fatalf("the default user with its generated password: %v", err)
+	}
+	conn.Close()
 
 	out, err := mimamori(t, ctx, env, "customer", "register", "--name", "株式会社テスト", "--email", "it@test.example")
 	if err != nil {

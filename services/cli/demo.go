@@ -41,8 +41,10 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.out, "demo: %d simulated appliances of %d customers are sending heartbeats and alerts to %s\n",
 			len(devs), min(len(demoCustomers), len(devs)), p.Endpoints.Ingest)
-		fmt.Fprintf(e.out, "demo: try  clickhouse-client --port %s --database %s --query 'SELECT kind, severity, count() FROM alerts GROUP BY kind, severity'\n",
-			portOf(p.Endpoints.ClickHouseNative), p.Cfg.ClickHouseDatabase)
+		if p.Endpoints.AnalystUser != "" {
+			fmt.Fprintf(e.out, "demo: try  %s --query 'SELECT kind, severity, count() FROM alerts GROUP BY kind, severity'\n",
+				analystSQL(p.Endpoints))
+		}
 		return runFleet(ctx, e, p.Endpoints.Ingest, p.Endpoints.IngestCAFile, devs, *alertEvery, 0.1)
 	})
 }

@@ -84,14 +84,20 @@ func printEndpoints(w io.Writer, p *platform.Platform) {
 	row("clickhouse native", ep.ClickHouseNative)
 	row("clickhouse http", ep.ClickHouseHTTP)
 	if ep.AnalystUser != "" {
-		pw := "\"$MIMAMORI_ANALYST_PASSWORD\""
-		if ep.AnalystPasswordFile != "" {
-			pw = fmt.Sprintf("\"$(cat %s)\"", ep.AnalystPasswordFile)
-		}
-		row("analyst SQL", fmt.Sprintf("clickhouse-client --port %s --user %s --password %s --database %s",
-			portOf(ep.ClickHouseNative), ep.AnalystUser, pw, ep.ClickHouseDatabase))
+		row("analyst SQL", analystSQL(ep))
 	}
 	fmt.Fprintf(w, "  endpoints written to %s; stop with Ctrl-C\n", platform.EndpointsFile(p.Cfg.DataDir))
+}
+
+// analystSQL is the clickhouse-client command line of the embedded
+// ClickHouse's read-only analyst user.
+func analystSQL(ep platform.Endpoints) string {
+	pw := "\"$MIMAMORI_ANALYST_PASSWORD\""
+	if ep.AnalystPasswordFile != "" {
+		pw = fmt.Sprintf("\"$(cat %s)\"", ep.AnalystPasswordFile)
+	}
+	return fmt.Sprintf("clickhouse-client --port %s --user %s --password %s --database %s",
+		portOf(ep.ClickHouseNative), ep.AnalystUser, pw, ep.ClickHouseDatabase)
 }
 
 func portOf(hostport string) string {

@@ -199,7 +199,10 @@ func Attach(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Platfo
 			return nil, err
 		}
 		p.CH.Addr = e.ClickHouseNative
-		p.CH.User, p.CH.Password = "default", ""
+		if p.CH.Password, err = embeddedDefaultPassword(cfg); err != nil {
+			return nil, err
+		}
+		p.CH.User = "default"
 	} else if cfg.ClickHouseTLS {
 		if p.CH.TLS, err = tlsConfig(cfg.ClickHouseCAFile); err != nil {
 			return nil, fmt.Errorf("clickhouse tls: %w", err)
@@ -254,18 +257,38 @@ func (p *Platform) startClickHouse(ctx context.Context) error {
 		}
 		p.Endpoints.AnalystPasswordFile = pwFile
 	}
+	defaultPW, err := embeddedDefaultPassword(p.Cfg)
+	if err != nil {
+		return err
+	}
 	s, err := chserver.Start(ctx, chserver.Config{Dir: dir, TCPPort: p.Cfg.ClickHouseTCPPort,
-		HTTPPort: p.Cfg.ClickHouseHTTPPort, AnalystPassword: pw, AnalystDatabase: p.Cfg.ClickHouseDatabase, Logger: p.Log})
+		HTTPPort: p.Cfg.ClickHouseHTTPPort, DefaultPassword: defaultPW, AnalystPassword: pw,
+		AnalystDatabase: p.Cfg.ClickHouseDatabase, Logger: p.Log})
 	if err != nil {
 		return err
 	}
 	p.chs = s
 	p.CH.Addr = s.Addr()
-	p.CH.User, p.CH.Password = "default", ""
+	p.CH.User, p.CH.Password = "default", defaultPW
 	p.Endpoints.ClickHouseHTTP = "http://" + s.HTTPAddr()
 	p.Endpoints.AnalystUser = "analyst"
 	p.Log.Info("embedded clickhouse-server started", "native", s.Addr(), "http", s.HTTPAddr())
 	return nil
+}
+
+// embeddedDefaultPassword is the password of the embedded ClickHouse's
+// default user: MIMAMORI_CLICKHOUSE_PASSWORD when set, else one generated
+// into the data folder on the first start (never password-less: any local
+// process could otherwise write to the projections).
+func embeddedDefaultPassword(cfg config.Config) (string, error) {
+	if cfg.ClickHousePassword != "" {
+		return cfg.ClickHousePassword, nil
+	}
+	pw, err := readOrCreateSecret(filepath.Join(cfg.DataDir, "clickhouse", "default-password"))
+	if err != nil {
+		return "", fmt.Errorf("clickhouse default password: %w", err)
+	}
+	return pw, nil
 }
 
 func readOrCreateSecret(path string) (string, error) {

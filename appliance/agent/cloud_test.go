@@ -218,7 +218,7 @@ func signed(t *testing.T, priv ed25519.PrivateKey, version uint64, domains strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := defs.Build(version, time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	b, err := defs.Build(defs.Spec{Version: version, Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 	cl.publish(t, v1)
 
 	storePath := filepath.Join(t.TempDir(), "current.bundle")
-	store, err := defs.NewStore(pub, storePath)
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 	if len(byVersion) != 2 {
 		t.Fatalf("alerts for %v", byVersion)
 	}
-	saved, err := defs.NewStore(pub, storePath)
+	saved, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil || saved.Version() != 2 {
 		t.Fatalf("saved definitions: version %d, %v; want 2", saved.Version(), err)
 	}
@@ -507,7 +507,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 	tampered := bytes.Clone(v3)
 	tampered[len(tampered)-10] ^= 0xff // in the gzip body the signature covers
 	storePath := filepath.Join(t.TempDir(), "current.bundle")
-	store, err := defs.NewStore(pub, storePath)
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +545,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 		if store.Version() != 2 {
 			t.Fatalf("%s: version %d in use, want 2", c.name, store.Version())
 		}
-		if saved, err := defs.NewStore(pub, storePath); err != nil || saved.Version() != 2 {
+		if saved, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath}); err != nil || saved.Version() != 2 {
 			t.Fatalf("%s: saved bundle version %d, %v; want 2", c.name, saved.Version(), err)
 		}
 	}
@@ -589,7 +589,7 @@ func TestGapRecordThenQueuedAlertsExactlyOnce(t *testing.T) {
 		fmt.Fprintf(&list, "c2-%03d.bad.example 3 C2\n", i)
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -702,7 +702,7 @@ func TestHeartbeatCarriesStateAndWarnsAbove100Clients(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	v7 := signed(t, priv, 7, "c2.bad.example 3 C2\n")
 	cl.publish(t, v7)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +810,7 @@ func TestRefusedAlertCostsOnlyItself(t *testing.T) {
 	cl := newCloud(t)
 	cl.serve(t, "127.0.0.1:0")
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}

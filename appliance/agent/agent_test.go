@@ -35,11 +35,11 @@ func newStore(t *testing.T, n int, extra string) *defs.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := defs.Build(1, time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	b, err := defs.Build(defs.Spec{Version: 1, Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := defs.NewStore(pub, "")
+	s, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}

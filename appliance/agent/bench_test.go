@@ -172,7 +172,7 @@ func BenchmarkAgentVersusSuricata(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		bundle, err := defs.Build(uint64(n), time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+		bundle, err := defs.Build(defs.Spec{Version: uint64(n), Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -318,8 +318,8 @@ func BenchmarkAgentProcess(b *testing.B) {
 	var list bytes.Buffer
 	_ = pcapgen.WriteDomainList(&list, 1000)
 	entries, _ := defs.ParseList(defs.ListDomains, &list)
-	bundle, _ := defs.Build(1, time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
-	store, _ := defs.NewStore(pub, "")
+	bundle, _ := defs.Build(defs.Spec{Version: 1, Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	store, _ := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if _, err := store.Install(bundle); err != nil {
 		b.Fatal(err)
 	}

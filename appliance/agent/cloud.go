@@ -304,7 +304,7 @@ func (c *Cloud) heartbeats(ctx context.Context) {
 func (c *Cloud) Heartbeat(ctx context.Context) {
 	now := c.cfg.Now()
 	hb := events.Heartbeat{ID: ksuid.New().String(), SentAt: now.UTC(), FirmwareVersion: c.cfg.Firmware,
-		DefinitionsVersion: c.cfg.Store.Current().VersionString(), UptimeSeconds: int64(now.Sub(c.start) / time.Second),
+		DefinitionsVersion: c.cfg.Store.Current().ReportedVersion(now), UptimeSeconds: int64(now.Sub(c.start) / time.Second),
 		QueueDepth: c.cfg.Queue.Depth()}
 	if a := c.cfg.Agent; a != nil {
 		st := a.Stats()
@@ -350,6 +350,14 @@ func (c *Cloud) definitions(ctx context.Context) {
 		if _, err := c.PollDefinitions(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("agent: definitions", "error", err)
 		}
+		if cur := c.cfg.Store.Current(); cur.Expired(c.cfg.Now()) && ctx.Err() == nil {
+			exp := "none (a mimamori-defs/1 bundle)"
+			if !cur.ExpiresAt.IsZero() {
+				exp = cur.ExpiresAt.Format(time.RFC3339)
+			}
+			c.log.Warn("agent: the definitions in use are past their expiry; inspecting with them until a fresh bundle arrives",
+				"version", cur.Version, "expires_at", exp)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -393,8 +401,9 @@ func (c *Cloud) PollDefinitions(ctx context.Context) (bool, error) {
 		c.etag = resp.Header.Get("ETag")
 		return false, nil
 	case err != nil:
-		// Refused (bad signature, rollback, malformed): keep the set in
-		// use, and do not remember the ETag so a fixed bundle is fetched.
+		// Refused (bad signature, rollback, expired, malformed): keep the
+		// set in use, and do not remember the ETag so a fixed bundle is
+		// fetched.
 		return false, fmt.Errorf("definitions refused, keeping version %d: %w", c.cfg.Store.Version(), err)
 	}
 	c.etag = resp.Header.Get("ETag")

@@ -214,11 +214,18 @@ func decode(t *testing.T, r *kgo.Record) (string, events.Payload) {
 // signed builds a bundle of domain list lines.
 func signed(t *testing.T, priv ed25519.PrivateKey, version uint64, domains string) []byte {
 	t.Helper()
+	return signedBy(t, version, domains, priv)
+}
+
+// signedBy builds a bundle of domain list lines signed by each key, which
+// it trusts for the bundles after it.
+func signedBy(t *testing.T, version uint64, domains string, keys ...ed25519.PrivateKey) []byte {
+	t.Helper()
 	entries, err := defs.ParseList(defs.ListDomains, strings.NewReader(domains))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := defs.Build(version, time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	b, err := defs.Build(defs.Spec{Version: version, Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, keys...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +405,7 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 	cl.publish(t, v1)
 
 	storePath := filepath.Join(t.TempDir(), "current.bundle")
-	store, err := defs.NewStore(pub, storePath)
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +491,7 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 	if len(byVersion) != 2 {
 		t.Fatalf("alerts for %v", byVersion)
 	}
-	saved, err := defs.NewStore(pub, storePath)
+	saved, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil || saved.Version() != 2 {
 		t.Fatalf("saved definitions: version %d, %v; want 2", saved.Version(), err)
 	}
@@ -507,7 +514,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 	tampered := bytes.Clone(v3)
 	tampered[len(tampered)-10] ^= 0xff // in the gzip body the signature covers
 	storePath := filepath.Join(t.TempDir(), "current.bundle")
-	store, err := defs.NewStore(pub, storePath)
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +552,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 		if store.Version() != 2 {
 			t.Fatalf("%s: version %d in use, want 2", c.name, store.Version())
 		}
-		if saved, err := defs.NewStore(pub, storePath); err != nil || saved.Version() != 2 {
+		if saved, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath}); err != nil || saved.Version() != 2 {
 			t.Fatalf("%s: saved bundle version %d, %v; want 2", c.name, saved.Version(), err)
 		}
 	}
@@ -565,6 +572,135 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 	}
 	if st := a.Stats(); st.Skipped != 0 || st.Packets != uint64(in.n) {
 		t.Fatalf("stats %+v, fed %d", st, in.n)
+	}
+}
+
+// TestExpiredDefinitionsRefusedAndReported: an appliance restarting with
+// a saved set that expired while it ran keeps inspecting with it and says
+// so, in its log and in its heartbeat's definitions version; a newer
+// bundle the cloud serves that is past its own expiry (a frozen mirror)
+// is refused with the expiry named. A fresh bundle is installed, and
+// reported without the mark.
+func TestExpiredDefinitionsRefusedAndReported(t *testing.T) {
+	cl := newCloud(t)
+	cl.serve(t, "127.0.0.1:0")
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	stale := func(version uint64, domains string) []byte { // built 31 days ago: expired a day ago
+		t.Helper()
+		entries, err := defs.ParseList(defs.ListDomains, strings.NewReader(domains))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := defs.Build(defs.Spec{Version: version, Created: time.Now().Add(-defs.DefaultLifetime - 24*time.Hour)},
+			defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	storePath := filepath.Join(t.TempDir(), "current.bundle")
+	if err := defs.WriteFileSync(storePath, stale(7, "old-c2.example 3 C2\n")); err != nil { // saved when it was fresh
+		t.Fatal(err)
+	}
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}, Path: storePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	a, err := agent.New(agent.Config{Zones: inspect.MustZones("lan=" + pcapgen.LAN), Store: store,
+		FoldWindow: time.Millisecond, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &inspector{a: a, t: t, ts: time.Now().Add(-time.Hour), queries: map[string]int{}}
+	logs := &logRecorder{}
+	cl.publish(t, stale(8, "old-c2.example 3 C2\nnew-c2.example 3 C2\n"))
+	c, stop := runCloud(t, agent.CloudConfig{BaseURL: cl.url, Credential: cl.cred, CAFile: cl.caFile,
+		Queue: openQueue(t, queue.Config{}), Store: store, Agent: a, HeartbeatEvery: time.Hour,
+		PollEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
+
+	eventually(t, "the expired v8 refused", func() bool { return logs.count("agent: definitions", defs.ErrExpired) > 0 })
+	if msg := fmt.Sprint(logs.attr("agent: definitions", "error")); !strings.Contains(msg, "version 8 expired at ") {
+		t.Fatalf("refusal %s does not name the expiry", msg)
+	}
+	eventually(t, "the stale set in use logged", func() bool { return logs.count("past their expiry", nil) > 0 })
+	if v := logs.attr("past their expiry", "version"); v[0] != "7" {
+		t.Fatalf("stale set logged as version %v", v)
+	}
+	lastHeartbeat := func() string {
+		recs := cl.topic(t, events.TopicHeartbeats)
+		if len(recs) == 0 {
+			return ""
+		}
+		_, p := decode(t, recs[len(recs)-1])
+		return p.(*events.Heartbeat).DefinitionsVersion
+	}
+	eventually(t, "a heartbeat", func() bool { return lastHeartbeat() != "" })
+	if got := lastHeartbeat(); got != "7 expired" {
+		t.Fatalf("heartbeat definitions version %q, want \"7 expired\"", got)
+	}
+	in.query("192.168.1.20", "old-c2.example")
+	in.query("192.168.1.20", "new-c2.example")
+	if store.Version() != 7 {
+		t.Fatalf("version %d in use, want 7", store.Version())
+	}
+
+	cl.publish(t, signed(t, priv, 9, "old-c2.example 3 C2\nnew-c2.example 3 C2\n"))
+	eventually(t, "the fresh v9 installed", func() bool { return store.Version() == 9 })
+	c.Heartbeat(context.Background())
+	if got := lastHeartbeat(); got != "9" {
+		t.Fatalf("heartbeat definitions version %q after the fresh bundle, want \"9\"", got)
+	}
+	in.query("192.168.1.20", "new-c2.example")
+	stop()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, al := range readAlerts(t, out.Bytes()) {
+		got[al.Domain] += al.DefinitionsVersion
+	}
+	if want := map[string]string{"old-c2.example": "7", "new-c2.example": "9"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alerts by domain (definitions versions) %v, want %v", got, want)
+	}
+}
+
+// TestKeyRotationThroughTheCloud: an appliance configured with the old
+// key polls a bundle signed by the old and a new key (introducing the
+// new one), then one signed by the new key alone (retiring the old);
+// after that a bundle signed only by the old key is refused, also by the
+// store a restart opens with the old key still configured.
+func TestKeyRotationThroughTheCloud(t *testing.T) {
+	cl := newCloud(t)
+	cl.serve(t, "127.0.0.1:0")
+	oldPub, oldKey, _ := ed25519.GenerateKey(rand.Reader)
+	_, newKey, _ := ed25519.GenerateKey(rand.Reader)
+	storePath := filepath.Join(t.TempDir(), "current.bundle")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{oldPub}, Path: storePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logRecorder{}
+	cl.publish(t, signedBy(t, 2, "c2.example 3 C2\n", oldKey, newKey))
+	_, stop := runCloud(t, agent.CloudConfig{BaseURL: cl.url, Credential: cl.cred, CAFile: cl.caFile,
+		Queue: openQueue(t, queue.Config{}), Store: store, HeartbeatEvery: time.Hour,
+		PollEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
+	eventually(t, "the introducing v2 installed", func() bool { return store.Version() == 2 })
+	cl.publish(t, signedBy(t, 3, "c2.example 3 C2\n", newKey))
+	eventually(t, "the retiring v3 installed", func() bool { return store.Version() == 3 })
+	oldOnly := signedBy(t, 4, "c2.example 3 C2\n", oldKey)
+	cl.publish(t, oldOnly)
+	eventually(t, "v4 of the retired key refused twice", func() bool { return logs.count("agent: definitions", defs.ErrSignature) >= 2 })
+	stop()
+	if store.Version() != 3 {
+		t.Fatalf("version %d in use, want 3", store.Version())
+	}
+	restarted, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{oldPub}, Path: storePath})
+	if err != nil || restarted.Version() != 3 {
+		t.Fatalf("after a restart: version %d, %v", restarted.Version(), err)
+	}
+	if _, err := restarted.Install(oldOnly); !errors.Is(err, defs.ErrSignature) {
+		t.Fatalf("retired key after a restart: %v", err)
 	}
 }
 
@@ -589,7 +725,7 @@ func TestGapRecordThenQueuedAlertsExactlyOnce(t *testing.T) {
 		fmt.Fprintf(&list, "c2-%03d.bad.example 3 C2\n", i)
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -702,7 +838,7 @@ func TestHeartbeatCarriesStateAndWarnsAbove100Clients(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	v7 := signed(t, priv, 7, "c2.bad.example 3 C2\n")
 	cl.publish(t, v7)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +946,7 @@ func TestRefusedAlertCostsOnlyItself(t *testing.T) {
 	cl := newCloud(t)
 	cl.serve(t, "127.0.0.1:0")
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	store, err := defs.NewStore(pub, "")
+	store, err := defs.NewStore(defs.StoreConfig{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,47 +20,77 @@ import (
 
 // A bundle is one signed file:
 //
-//	mimamori-defs/1 ed25519 KEYID SIGNATURE\n
+//	mimamori-defs/2 ed25519 KEYID SIGNATURE [ed25519 KEYID SIGNATURE …] version=N\n
 //	<gzip of the body>
 //
-// KEYID is the first 8 bytes of SHA-256 of the public key in hex, and
-// SIGNATURE the base64 ed25519 signature of the gzip bytes. The body is
-// text:
+// KEYID is the first 8 bytes of SHA-256 of a public key in hex, and
+// SIGNATURE the base64 ed25519 signature of the gzip bytes by that key; a
+// bundle signed by several keys (during a key rotation) carries one pair
+// per key. The body is text, a head and then the sections:
 //
 //	version 42
 //	created 2026-11-27T09:00:00Z
+//	expires_at 2026-12-27T09:00:00Z
 //	portscan on 20 10s 2 detect
+//	trust BASE64-ED25519-PUBLIC-KEY
 //	[domains]
 //	evil-c2.example 3 c2 block
 //	[ips]
 //	…
 //
 // The signature covers the compressed bytes, so nothing is parsed or even
-// decompressed before it is verified.
-const bundleMagic = "mimamori-defs/1"
+// decompressed before it is verified. Each head field appears once (trust
+// once per key), and one parser (readHead) reads the head for everything
+// that asks, so the rollback check, the expiry check and the compiled Set
+// cannot see different versions. version= in the header repeats the
+// signed version for the cloud, which never parses bundles; a bundle whose
+// two disagree is malformed. The trust lines name the keys the appliance
+// trusts for the bundles after this one (see Store), and a bundle must be
+// signed by one of them.
+//
+// mimamori-defs/1 bundles (one signature, no expires_at, no trust lines)
+// are still read, so an appliance keeps the set it saved before an
+// upgrade, but Store.Install refuses them: they never expire.
+const (
+	bundleMagic = "mimamori-defs/2"
+	legacyMagic = "mimamori-defs/1"
+)
 
 // Bundle limits: a bundle is refused before parsing when larger, so a
 // hostile or broken file cannot exhaust the appliance's memory.
 const (
 	MaxBundleBytes = 64 << 20  // as stored and transferred
 	MaxBodyBytes   = 256 << 20 // decompressed
+	MaxSigners     = 4         // signatures in one header
+	MaxTrusted     = 8         // trust lines in one head
+	maxHeaderLine  = 1024
 )
 
-// Errors of Verify and Parse.
+// DefaultLifetime is how long after it was built a bundle is accepted
+// when its builder does not say.
+const DefaultLifetime = 30 * 24 * time.Hour
+
+// Errors of Open and ParseUnverified.
 var (
 	ErrSignature = errors.New("definitions bundle: bad signature")
 	ErrFormat    = errors.New("definitions bundle: malformed")
 )
 
+// jst is business time, for the times in messages.
+var jst = time.FixedZone("JST", 9*3600)
+
 // Info is what a bundle says about itself.
 type Info struct {
-	Version  uint64         `json:"version"`
-	Created  time.Time      `json:"created"`
-	KeyID    string         `json:"key_id"`
-	SHA256   string         `json:"sha256"`
-	Size     int            `json:"size"`
-	Counts   map[string]int `json:"counts"`
-	PortScan string         `json:"portscan"`
+	Format    string         `json:"format"`
+	Version   uint64         `json:"version"`
+	Created   time.Time      `json:"created"`
+	ExpiresAt time.Time      `json:"expires_at,omitzero"` // none in a mimamori-defs/1 bundle
+	SignedBy  []string       `json:"signed_by"`           // key IDs of the header's signatures
+	Trusts    []string       `json:"trusts,omitempty"`    // key IDs trusted for the bundles after it
+	SHA256    string         `json:"sha256"`
+	Size      int            `json:"size"`
+	Counts    map[string]int `json:"counts"`
+	PortScan  string         `json:"portscan"`
 }
 
 // KeyID names a public key in bundle headers.
@@ -68,16 +99,81 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// Build writes a signed bundle of the lists.
-func Build(version uint64, created time.Time, lists Lists, ps PortScan, key ed25519.PrivateKey) ([]byte, error) {
-	if version == 0 {
+func hasKey(ring []ed25519.PublicKey, k ed25519.PublicKey) bool {
+	return slices.ContainsFunc(ring, func(r ed25519.PublicKey) bool { return bytes.Equal(r, k) })
+}
+
+func keyIDs(keys []ed25519.PublicKey) []string {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = KeyID(k)
+	}
+	return ids
+}
+
+// Spec is what a bundle says about itself besides its lists; all of it is
+// signed.
+type Spec struct {
+	Version uint64
+	Created time.Time
+	// ExpiresAt is when appliances stop accepting the bundle; zero means
+	// Created + DefaultLifetime.
+	ExpiresAt time.Time
+	// Trust is the keys appliances trust for the bundles after this one
+	// (adding a key introduces it, leaving one out retires it); empty
+	// means the keys that sign this one.
+	Trust []ed25519.PublicKey
+}
+
+// Build writes a bundle of the lists signed by each of keys.
+func Build(spec Spec, lists Lists, ps PortScan, keys ...ed25519.PrivateKey) ([]byte, error) {
+	if spec.Version == 0 {
 		return nil, errors.New("definitions bundle: version must be at least 1")
+	}
+	if len(keys) == 0 || len(keys) > MaxSigners {
+		return nil, fmt.Errorf("definitions bundle: sign with 1 to %d keys, not %d", MaxSigners, len(keys))
+	}
+	created := spec.Created.UTC().Truncate(time.Second)
+	expires := spec.ExpiresAt.UTC().Truncate(time.Second)
+	if spec.ExpiresAt.IsZero() {
+		expires = created.Add(DefaultLifetime)
+	}
+	if !expires.After(created) {
+		return nil, fmt.Errorf("definitions bundle: expires_at %s is not after created %s", expires.In(jst).Format(time.RFC3339), created.In(jst).Format(time.RFC3339))
+	}
+	var signers []ed25519.PublicKey
+	for _, k := range keys {
+		pub := k.Public().(ed25519.PublicKey)
+		if hasKey(signers, pub) {
+			return nil, fmt.Errorf("definitions bundle: signing key %s given twice", KeyID(pub))
+		}
+		signers = append(signers, pub)
+	}
+	trust := spec.Trust
+	if len(trust) == 0 {
+		trust = signers
+	}
+	for i, k := range trust {
+		if len(k) != ed25519.PublicKeySize || hasKey(trust[:i], k) {
+			return nil, fmt.Errorf("definitions bundle: trusted key %d is not a distinct ed25519 public key", i+1)
+		}
+	}
+	if len(trust) > MaxTrusted {
+		return nil, fmt.Errorf("definitions bundle: at most %d trusted keys, not %d", MaxTrusted, len(trust))
+	}
+	if !slices.ContainsFunc(signers, func(s ed25519.PublicKey) bool { return hasKey(trust, s) }) {
+		// The appliance checks the bundle it keeps with the keys it names.
+		return nil, fmt.Errorf("definitions bundle: none of the signing keys (%s) is among the trusted keys (%s)",
+			strings.Join(keyIDs(signers), ", "), strings.Join(keyIDs(trust), ", "))
 	}
 	var body bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&body, gzip.BestSpeed)
 	w := bufio.NewWriter(zw)
-	fmt.Fprintf(w, "version %d\ncreated %s\n", version, created.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "version %d\ncreated %s\nexpires_at %s\n", spec.Version, created.Format(time.RFC3339), expires.Format(time.RFC3339))
 	fmt.Fprintf(w, "portscan %s\n", formatPortScan(ps))
+	for _, k := range trust {
+		fmt.Fprintf(w, "trust %s\n", base64.StdEncoding.EncodeToString(k))
+	}
 	for _, kind := range []string{ListDomains, ListIPs, ListURLs, ListHashes} {
 		fmt.Fprintf(w, "[%s]\n", kind)
 		if err := WriteList(w, lists[kind]); err != nil {
@@ -90,18 +186,17 @@ func Build(version uint64, created time.Time, lists Lists, ps PortScan, key ed25
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	sig := ed25519.Sign(key, body.Bytes())
-	pub := key.Public().(ed25519.PublicKey)
-	// version= in the header is a hint for the cloud, which does not parse
-	// bundles; the appliance trusts only the signed version in the body.
-	out := fmt.Appendf(nil, "%s ed25519 %s %s version=%d\n", bundleMagic, KeyID(pub), base64.StdEncoding.EncodeToString(sig), version)
+	out := []byte(bundleMagic)
+	for i, k := range keys {
+		out = fmt.Appendf(out, " ed25519 %s %s", KeyID(signers[i]), base64.StdEncoding.EncodeToString(ed25519.Sign(k, body.Bytes())))
+	}
+	out = fmt.Appendf(out, " version=%d\n", spec.Version)
 	out = append(out, body.Bytes()...)
 	if len(out) > MaxBundleBytes {
 		return nil, fmt.Errorf("definitions bundle: %d bytes, at most %d allowed", len(out), MaxBundleBytes)
 	}
 	return out, nil
 }
-
 func formatPortScan(ps PortScan) string {
 	if !ps.Enabled {
 		return "off"
@@ -130,157 +225,319 @@ func parsePortScan(s string) (PortScan, error) {
 	return PortScan{Enabled: true, Ports: ports, Window: win, Severity: sev, Block: f[4] == "block"}, nil
 }
 
+type signature struct {
+	keyID string
+	sig   []byte
+}
+
+// reader reads one bundle: split its header line, readHead its signed
+// head, compile its sections. Every check of a bundle's version, expiry
+// and keys reads the info and trust that readHead filled in.
+type reader struct {
+	body     []byte // the signed gzip bytes
+	legacy   bool   // mimamori-defs/1
+	hint     uint64 // version= of the header; 0 when absent
+	sigs     []signature
+	verified map[string]bool // public keys whose signature verified
+	info     Info
+	trust    []ed25519.PublicKey
+	ps       PortScan
+	r        *bufio.Reader
+	section  []byte // the line that ended the head (a section's), nil at the end
+	n        int    // lines read
+	read     int64  // bytes read
+}
+
 // split separates the header line from the signed gzip bytes.
-func split(b []byte) (keyID string, sig, body []byte, err error) {
+func split(b []byte) (*reader, error) {
 	if len(b) > MaxBundleBytes {
-		return "", nil, nil, fmt.Errorf("%w: %d bytes, at most %d allowed", ErrFormat, len(b), MaxBundleBytes)
+		return nil, fmt.Errorf("%w: %d bytes, at most %d allowed", ErrFormat, len(b), MaxBundleBytes)
 	}
-	nl := bytes.IndexByte(b, '\n')
-	if nl < 0 || nl > 256 {
-		return "", nil, nil, fmt.Errorf("%w: no header line", ErrFormat)
+	nl := bytes.IndexByte(b[:min(len(b), maxHeaderLine+1)], '\n')
+	if nl < 0 {
+		return nil, fmt.Errorf("%w: no header line", ErrFormat)
 	}
+	bad := fmt.Errorf("%w: header must be %q, ed25519 KEYID SIGNATURE for each signing key, then version=N", ErrFormat, bundleMagic)
 	f := strings.Fields(string(b[:nl]))
-	if len(f) < 4 || len(f) > 5 || f[0] != bundleMagic || f[1] != "ed25519" {
-		return "", nil, nil, fmt.Errorf("%w: header must be %q ed25519 KEYID SIGNATURE", ErrFormat, bundleMagic)
+	if len(f) == 0 || (f[0] != bundleMagic && f[0] != legacyMagic) {
+		return nil, bad
 	}
-	sig, err = base64.StdEncoding.DecodeString(f[3])
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return "", nil, nil, fmt.Errorf("%w: signature is not %d bytes of base64", ErrFormat, ed25519.SignatureSize)
-	}
-	return f[2], sig, b[nl+1:], nil
-}
-
-// Verify checks the bundle's signature against a trusted key.
-func Verify(b []byte, pub ed25519.PublicKey) error {
-	_, sig, body, err := split(b)
-	if err != nil {
-		return err
-	}
-	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, body, sig) {
-		return ErrSignature
-	}
-	return nil
-}
-
-// Open verifies a bundle with the trusted key and compiles it.
-func Open(b []byte, pub ed25519.PublicKey) (*Set, Info, error) {
-	if err := Verify(b, pub); err != nil {
-		return nil, Info{}, err
-	}
-	return ParseUnverified(b)
-}
-
-// ParseUnverified compiles a bundle without checking its signature: for
-// `defs inspect` and for fuzzing the parser. The agent only uses Open.
-func ParseUnverified(b []byte) (*Set, Info, error) {
-	keyID, _, body, err := split(b)
-	if err != nil {
-		return nil, Info{}, err
-	}
+	rd := &reader{body: b[nl+1:], legacy: f[0] == legacyMagic, verified: map[string]bool{}}
 	sum := sha256.Sum256(b)
-	info := Info{KeyID: keyID, SHA256: hex.EncodeToString(sum[:]), Size: len(b)}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
+	rd.info = Info{Format: f[0], SHA256: hex.EncodeToString(sum[:]), Size: len(b)}
+	f = f[1:]
+	if n := len(f); n > 0 {
+		if v, ok := strings.CutPrefix(f[n-1], "version="); ok {
+			hint, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || hint == 0 {
+				return nil, fmt.Errorf("%w: header: bad version=%q", ErrFormat, truncate(v, 24))
+			}
+			rd.hint, f = hint, f[:n-1]
+		}
 	}
-	r := bufio.NewReaderSize(io.LimitReader(zr, MaxBodyBytes+1), 64<<10)
-	// Domain lines go straight from the decompressor into the Set (the
-	// list can hold millions); the other sections are small and are
-	// gathered, then parsed with ParseList.
-	set := newSet(0, time.Time{}, PortScan{}, 0)
-	var (
-		version  uint64
-		created  time.Time
-		ps       = PortScan{}
-		havePS   bool
-		section  string
-		lists    = Lists{}
-		sections = map[string]*bytes.Buffer{}
-		domLine  int
-		read     int64
-	)
-	for n := 1; ; n++ {
-		line, err := r.ReadSlice('\n')
-		read += int64(len(line))
-		if read > MaxBodyBytes {
-			return nil, info, fmt.Errorf("%w: body larger than %d bytes", ErrFormat, MaxBodyBytes)
+	for len(f) >= 3 && f[0] == "ed25519" {
+		id := f[1]
+		if _, err := hex.DecodeString(id); err != nil || len(id) != 16 || slices.Contains(rd.info.SignedBy, id) {
+			return nil, fmt.Errorf("%w: header: %q is not a distinct key ID (16 hex digits)", ErrFormat, truncate(id, 24))
 		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, info, fmt.Errorf("%w: line %d too long", ErrFormat, n)
+		sig, err := base64.StdEncoding.DecodeString(f[2])
+		if err != nil || len(sig) != ed25519.SignatureSize {
+			return nil, fmt.Errorf("%w: header: the signature of key %s is not %d bytes of base64", ErrFormat, id, ed25519.SignatureSize)
 		}
-		if len(line) > 0 {
-			b := bytes.TrimRight(line, "\r\n")
-			switch {
-			case section == ListDomains && !(len(b) > 0 && b[0] == '[' && b[len(b)-1] == ']'):
-				domLine++
-				if err := set.addDomainLine(b, domLine); err != nil {
-					return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
-				}
-			case section == "" && bytes.HasPrefix(b, []byte("version ")):
-				version, err = strconv.ParseUint(string(b[len("version "):]), 10, 64)
-				if err != nil || version == 0 {
-					return nil, info, fmt.Errorf("%w: line %d: bad version", ErrFormat, n)
-				}
-			case section == "" && bytes.HasPrefix(b, []byte("created ")):
-				created, err = time.Parse(time.RFC3339, string(b[len("created "):]))
-				if err != nil {
-					return nil, info, fmt.Errorf("%w: line %d: bad created time", ErrFormat, n)
-				}
-			case section == "" && bytes.HasPrefix(b, []byte("portscan ")):
-				ps, err = parsePortScan(string(b[len("portscan "):]))
-				if err != nil {
-					return nil, info, fmt.Errorf("%w: line %d: %v", ErrFormat, n, err)
-				}
-				havePS = true
-			case len(b) > 0 && b[0] == '[' && b[len(b)-1] == ']':
-				section = string(b[1 : len(b)-1])
-				if _, err := normaliser(section); err != nil {
-					return nil, info, fmt.Errorf("%w: line %d: %v", ErrFormat, n, err)
-				}
-				if section != ListDomains && sections[section] == nil {
-					sections[section] = &bytes.Buffer{}
-				}
-			case section != "":
-				sections[section].Write(b)
-				sections[section].WriteByte('\n')
-			case len(bytes.TrimSpace(b)) == 0:
-			default:
-				return nil, info, fmt.Errorf("%w: line %d: unexpected %q", ErrFormat, n, truncate(string(b), 40))
+		rd.sigs = append(rd.sigs, signature{keyID: id, sig: sig})
+		rd.info.SignedBy = append(rd.info.SignedBy, id)
+		f = f[3:]
+	}
+	switch {
+	case len(f) != 0 || len(rd.sigs) == 0 || (rd.legacy && len(rd.sigs) != 1):
+		return nil, bad
+	case len(rd.sigs) > MaxSigners:
+		return nil, fmt.Errorf("%w: header: %d signatures, at most %d allowed", ErrFormat, len(rd.sigs), MaxSigners)
+	case !rd.legacy && rd.hint == 0:
+		return nil, fmt.Errorf("%w: header: no version=N", ErrFormat)
+	}
+	return rd, nil
+}
+
+// signedBy reports whether one of keys signed the bundle.
+func (rd *reader) signedBy(keys []ed25519.PublicKey) bool {
+	for _, k := range keys {
+		if rd.verified[string(k)] {
+			return true
+		}
+		id := KeyID(k)
+		for _, s := range rd.sigs {
+			if s.keyID == id && len(k) == ed25519.PublicKeySize && ed25519.Verify(k, rd.body, s.sig) {
+				rd.verified[string(k)] = true
+				return true
 			}
 		}
+	}
+	return false
+}
+
+// verify checks that one of the trusted keys signed the bundle.
+func (rd *reader) verify(trusted []ed25519.PublicKey) error {
+	if rd.signedBy(trusted) {
+		return nil
+	}
+	ids := keyIDs(trusted)
+	for _, s := range rd.sigs {
+		if slices.Contains(ids, s.keyID) {
+			return fmt.Errorf("%w: the signature of key %s does not verify", ErrSignature, s.keyID)
+		}
+	}
+	return fmt.Errorf("%w: signed by %s, none of them trusted (trusted: %s)", ErrSignature,
+		strings.Join(rd.info.SignedBy, ", "), strings.Join(ids, ", "))
+}
+
+// line reads the next line of the body, without its line end; io.EOF
+// after the last. The slice is valid until the next call.
+func (rd *reader) line() ([]byte, error) {
+	l, err := rd.r.ReadSlice('\n')
+	rd.read += int64(len(l))
+	switch {
+	case rd.read > MaxBodyBytes:
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrFormat, MaxBodyBytes)
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, fmt.Errorf("%w: line %d too long", ErrFormat, rd.n+1)
+	case err == io.EOF && len(l) == 0:
+		return nil, io.EOF
+	case err != nil && err != io.EOF:
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	rd.n++
+	return bytes.TrimRight(l, "\r\n"), nil
+}
+
+func isSection(l []byte) bool { return len(l) > 1 && l[0] == '[' && l[len(l)-1] == ']' }
+
+// readHead decompresses the body up to its first section and reads the
+// head's fields, each once, into rd.info, rd.trust and rd.ps.
+func (rd *reader) readHead() error {
+	zr, err := gzip.NewReader(bytes.NewReader(rd.body))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	rd.r = bufio.NewReaderSize(io.LimitReader(zr, MaxBodyBytes+1), 64<<10)
+	rd.ps = DefaultPortScan
+	seen := map[string]int{} // field name → its line
+	for {
+		l, err := rd.line()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
+			return err
+		}
+		if isSection(l) {
+			rd.section = bytes.Clone(l)
+			break
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		name, val, _ := strings.Cut(string(l), " ")
+		if first, ok := seen[name]; ok && name != "trust" {
+			return fmt.Errorf("%w: line %d: a second %s line (the first is line %d)", ErrFormat, rd.n, name, first)
+		}
+		seen[name] = rd.n
+		switch {
+		case name == "version":
+			v, err := strconv.ParseUint(val, 10, 64)
+			if err != nil || v == 0 {
+				return fmt.Errorf("%w: line %d: bad version", ErrFormat, rd.n)
+			}
+			rd.info.Version = v
+		case name == "created":
+			if rd.info.Created, err = time.Parse(time.RFC3339, val); err != nil {
+				return fmt.Errorf("%w: line %d: bad created time", ErrFormat, rd.n)
+			}
+		case name == "expires_at" && !rd.legacy:
+			if rd.info.ExpiresAt, err = time.Parse(time.RFC3339, val); err != nil {
+				return fmt.Errorf("%w: line %d: bad expires_at time", ErrFormat, rd.n)
+			}
+		case name == "portscan":
+			if rd.ps, err = parsePortScan(val); err != nil {
+				return fmt.Errorf("%w: line %d: %v", ErrFormat, rd.n, err)
+			}
+		case name == "trust" && !rd.legacy:
+			k, err := base64.StdEncoding.DecodeString(val)
+			if err != nil || len(k) != ed25519.PublicKeySize || hasKey(rd.trust, k) {
+				return fmt.Errorf("%w: line %d: trust: not a distinct base64 ed25519 public key", ErrFormat, rd.n)
+			}
+			if len(rd.trust) == MaxTrusted {
+				return fmt.Errorf("%w: line %d: more than %d trusted keys", ErrFormat, rd.n, MaxTrusted)
+			}
+			rd.trust = append(rd.trust, k)
+		default:
+			return fmt.Errorf("%w: line %d: unexpected %q", ErrFormat, rd.n, truncate(string(l), 40))
 		}
 	}
-	if version == 0 {
-		return nil, info, fmt.Errorf("%w: no version", ErrFormat)
+	inf := &rd.info
+	switch {
+	case inf.Version == 0:
+		return fmt.Errorf("%w: no version line", ErrFormat)
+	case rd.hint != 0 && rd.hint != inf.Version:
+		return fmt.Errorf("%w: the header says version=%d, the signed body version %d", ErrFormat, rd.hint, inf.Version)
+	case rd.legacy:
+	case seen["created"] == 0 || seen["expires_at"] == 0:
+		return fmt.Errorf("%w: a %s bundle needs created and expires_at lines", ErrFormat, bundleMagic)
+	case !inf.ExpiresAt.After(inf.Created):
+		return fmt.Errorf("%w: expires_at %s is not after created %s", ErrFormat,
+			inf.ExpiresAt.In(jst).Format(time.RFC3339), inf.Created.In(jst).Format(time.RFC3339))
+	case len(rd.trust) == 0:
+		return fmt.Errorf("%w: no trust line", ErrFormat)
+	case !rd.signedBy(rd.trust):
+		return fmt.Errorf("%w: not signed by any key it trusts (%s)", ErrSignature, strings.Join(keyIDs(rd.trust), ", "))
 	}
-	if !havePS {
-		ps = DefaultPortScan
+	if err := checkPortScan(rd.ps); err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
 	}
+	inf.Trusts, inf.PortScan = keyIDs(rd.trust), formatPortScan(rd.ps)
+	return nil
+}
+
+// compile reads the sections after the head into a Set. Domain lines go
+// straight from the decompressor into the Set (the list can hold
+// millions); the other sections are small and are gathered, then parsed
+// with ParseList.
+func (rd *reader) compile() (*Set, error) {
+	set := newSet(rd.info.Version, rd.info.Created, rd.ps, 0)
+	set.ExpiresAt, set.trust = rd.info.ExpiresAt, rd.trust
+	var (
+		section  string
+		sections = map[string]*bytes.Buffer{}
+		domLine  int
+	)
+	l, err := rd.section, error(nil)
+	if l == nil {
+		err = io.EOF
+	}
+	for ; err == nil; l, err = rd.line() {
+		switch {
+		case isSection(l):
+			section = string(l[1 : len(l)-1])
+			if _, err := normaliser(section); err != nil {
+				return nil, fmt.Errorf("%w: line %d: %v", ErrFormat, rd.n, err)
+			}
+			if section != ListDomains && sections[section] == nil {
+				sections[section] = &bytes.Buffer{}
+			}
+		case section == ListDomains:
+			domLine++
+			if err := set.addDomainLine(l, domLine); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+			}
+		default:
+			sections[section].Write(l)
+			sections[section].WriteByte('\n')
+		}
+	}
+	if err != io.EOF {
+		return nil, err
+	}
+	lists := Lists{}
 	for kind, buf := range sections {
 		entries, err := ParseList(kind, buf)
 		if err != nil {
-			return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
+			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 		}
 		lists[kind] = entries
 		buf.Reset()
 	}
-	if err := checkPortScan(ps); err != nil {
-		return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
 	if err := set.addOthers(lists); err != nil {
-		return nil, info, fmt.Errorf("%w: %v", ErrFormat, err)
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	set.Version, set.Created, set.PortScan = version, created, ps
 	set.finish()
-	info.Version, info.Created, info.Counts, info.PortScan = version, created, set.Counts(), formatPortScan(ps)
-	return set, info, nil
+	rd.info.Counts = set.Counts()
+	return set, nil
 }
 
+// Open verifies that one of the trusted keys signed a bundle and compiles
+// it. It does not look at the expiry: Store.Install does.
+func Open(b []byte, trusted []ed25519.PublicKey) (*Set, Info, error) {
+	rd, err := split(b)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	if err := rd.verify(trusted); err != nil {
+		return nil, rd.info, err
+	}
+	if err := rd.readHead(); err != nil {
+		return nil, rd.info, err
+	}
+	set, err := rd.compile()
+	return set, rd.info, err
+}
+
+// ParseUnverified compiles a bundle without checking that a trusted key
+// signed it (a mimamori-defs/2 bundle must still be signed by one of the
+// keys it names): for `defs inspect` without a key and for fuzzing the
+// parser. The agent only uses Store.
+func ParseUnverified(b []byte) (*Set, Info, error) {
+	rd, err := split(b)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	if err := rd.readHead(); err != nil {
+		return nil, rd.info, err
+	}
+	set, err := rd.compile()
+	return set, rd.info, err
+}
+
+// ReadHead reads a bundle's header and signed head (version, times, keys)
+// without compiling its lists or checking who signed it: to compare a
+// bundle with the one published.
+func ReadHead(b []byte) (Info, error) {
+	rd, err := split(b)
+	if err != nil {
+		return Info{}, err
+	}
+	err = rd.readHead()
+	return rd.info, err
+}
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -318,47 +575,51 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// ParsePublicKey reads the contents of a public key file.
-func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
-	s, ok := strings.CutPrefix(strings.TrimSpace(string(b)), pubPrefix)
-	k, err := base64.StdEncoding.DecodeString(s)
-	if !ok || err != nil || len(k) != ed25519.PublicKeySize {
-		return nil, errors.New("not a mimamori ed25519 public key")
+// ParseKeyRing reads public keys, one "mimamori-ed25519-public BASE64KEY"
+// line each: a key file written by `defs keygen`, or several of them in
+// one file (a key ring). Blank lines and lines starting with # are skipped.
+func ParseKeyRing(b []byte) ([]ed25519.PublicKey, error) {
+	var ring []ed25519.PublicKey
+	for i, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		s, ok := strings.CutPrefix(l, pubPrefix)
+		k, err := base64.StdEncoding.DecodeString(s)
+		if !ok || err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("line %d: not a mimamori ed25519 public key", i+1)
+		}
+		if !hasKey(ring, k) {
+			ring = append(ring, k)
+		}
 	}
-	return ed25519.PublicKey(k), nil
+	if len(ring) == 0 {
+		return nil, errors.New("no mimamori ed25519 public key in it")
+	}
+	return ring, nil
 }
 
-// LoadPublicKey reads a public key file.
-func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read public key: %w", err)
+// LoadKeyRing reads the public keys of one or more key files.
+func LoadKeyRing(paths ...string) ([]ed25519.PublicKey, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no public key file given")
 	}
-	k, err := ParsePublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
+	var ring []ed25519.PublicKey
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read public key: %w", err)
+		}
+		keys, err := ParseKeyRing(b)
+		if err != nil {
+			return nil, fmt.Errorf("public key %s: %w", p, err)
+		}
+		for _, k := range keys {
+			if !hasKey(ring, k) {
+				ring = append(ring, k)
+			}
+		}
 	}
-	return k, nil
-}
-
-// PeekVersion reads a bundle's version from the start of its body without
-// compiling it. It does not check the signature.
-func PeekVersion(b []byte) (uint64, error) {
-	_, _, body, err := split(b)
-	if err != nil {
-		return 0, err
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	line, err := bufio.NewReader(io.LimitReader(zr, 64)).ReadString('\n')
-	if err != nil {
-		return 0, fmt.Errorf("%w: no version line", ErrFormat)
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(line, "version ")), 10, 64)
-	if err != nil || !strings.HasPrefix(line, "version ") || v == 0 {
-		return 0, fmt.Errorf("%w: bad version line", ErrFormat)
-	}
-	return v, nil
+	return ring, nil
 }

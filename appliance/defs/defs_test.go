@@ -89,18 +89,32 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 	return k
 }
 
+// newStore is a Store trusting keys, on a clock an hour after t0.
+func newStore(t testing.TB, path string, keys ...ed25519.PublicKey) *Store {
+	t.Helper()
+	st, err := NewStore(StoreConfig{Keys: keys, Path: path, Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// build is a bundle of version v created at t0 with the default expiry.
+func build(t testing.TB, v uint64, domains string, keys ...ed25519.PrivateKey) []byte {
+	t.Helper()
+	b, err := Build(Spec{Version: v, Created: t0}, lists(t, domains), DefaultPortScan, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestStoreRefusesTamperedWrongKeyAndRollback(t *testing.T) {
 	key := newKey(t)
 	pub := key.Public().(ed25519.PublicKey)
 	path := filepath.Join(t.TempDir(), "current.bundle")
-	st, err := NewStore(pub, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v5, err := Build(5, t0, lists(t, "evil-c2.example 3 c2\n"), DefaultPortScan, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t, path, pub)
+	v5 := build(t, 5, "evil-c2.example 3 c2\n", key)
 	if _, err := st.Install(v5); err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +122,9 @@ func TestStoreRefusesTamperedWrongKeyAndRollback(t *testing.T) {
 
 	tampered := bytes.Clone(v5)
 	tampered[len(tampered)-10] ^= 0x40
-	wrong, _ := Build(9, t0, lists(t, "other.example 3 c2\n"), DefaultPortScan, newKey(t))
-	v4, _ := Build(4, t0, lists(t, "old.example 3 c2\n"), DefaultPortScan, key)
-	garbage := append([]byte("mimamori-defs/1 ed25519 k AAAA\n"), 1, 2, 3)
+	wrong := build(t, 9, "other.example 3 c2\n", newKey(t))
+	v4 := build(t, 4, "old.example 3 c2\n", key)
+	garbage := append([]byte("mimamori-defs/2 ed25519 0011223344556677 AAAA version=1\n"), 1, 2, 3)
 	for name, tc := range map[string]struct {
 		b    []byte
 		want error
@@ -129,14 +143,14 @@ func TestStoreRefusesTamperedWrongKeyAndRollback(t *testing.T) {
 		t.Fatal("current set lost its indicators")
 	}
 	// A restart loads the saved bundle; rollback is still refused.
-	st2, err := NewStore(pub, path)
-	if err != nil || st2.Version() != 5 {
-		t.Fatalf("reload: %v, version %d", err, st2.Version())
+	st2 := newStore(t, path, pub)
+	if st2.Version() != 5 {
+		t.Fatalf("reload: version %d", st2.Version())
 	}
 	if _, err := st2.Install(v4); !errors.Is(err, ErrRollback) {
 		t.Fatalf("after restart: %v", err)
 	}
-	v6, _ := Build(6, t0, lists(t, "new.example 3 c2\n"), PortScan{}, key)
+	v6, _ := Build(Spec{Version: 6, Created: t0}, lists(t, "new.example 3 c2\n"), PortScan{}, key)
 	if _, err := st2.Install(v6); err != nil || st2.Version() != 6 || st2.Current().PortScan.Enabled {
 		t.Fatalf("newer bundle: %v", err)
 	}
@@ -168,19 +182,48 @@ func FuzzParseList(f *testing.F) {
 	})
 }
 
+// FuzzBundle feeds the bundle parser outside input. Whatever parses must
+// read as one version everywhere (the head alone, the compiled Set, the
+// header's version=), and a bundle that verifies must parse the same way.
 func FuzzBundle(f *testing.F) {
-	key := newKey(f)
-	b, _ := Build(3, t0, lists(f, "evil.example 3 c2\n"), DefaultPortScan, key)
-	f.Add(b)
-	f.Add([]byte("mimamori-defs/1 ed25519 k AAAA\n"))
+	key, key2 := newKey(f), newKey(f)
+	pub := key.Public().(ed25519.PublicKey)
+	f.Add(build(f, 3, "evil.example 3 c2\n", key))
+	f.Add(build(f, 4, "evil.example 3 c2\n", key, key2))
+	f.Add(craft(f, legacyMagic, 9, "version 9\ncreated 2026-11-27T09:00:00Z\n[domains]\nx.example 1 y\n", key))
+	f.Add(craft(f, bundleMagic, 9, validHead(9, pub)+"version 3\n[domains]\nx.example 1 y\n", key))
+	f.Add(craft(f, bundleMagic, 9, validHead(3, pub)+"[ips]\n10.0.0.0/8 2 x\n[urls]\nhttp://a/ 1 u\n", key))
+	f.Add([]byte("mimamori-defs/2 ed25519 0011223344556677 AAAA version=1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		set, _, err := ParseUnverified(b)
-		if err == nil && set == nil {
-			t.Fatal("nil set without error")
+		set, info, err := ParseUnverified(b)
+		if err == nil {
+			if set == nil {
+				t.Fatal("nil set without error")
+			}
+			head, herr := ReadHead(b)
+			if herr != nil || head.Version != set.Version || info.Version != set.Version || !head.ExpiresAt.Equal(set.ExpiresAt) {
+				t.Fatalf("versions: head %d (%v), info %d, set %d", head.Version, herr, info.Version, set.Version)
+			}
+			if hint := headerVersion(b); hint != "" && hint != set.VersionString() {
+				t.Fatalf("header version=%s, set %d", hint, set.Version)
+			}
 		}
-		if Verify(b, key.Public().(ed25519.PublicKey)) == nil && err != nil {
-			// Only bundles we signed verify; they must parse.
-			t.Fatalf("a verified bundle failed to parse: %v", err)
+		vset, _, verr := Open(b, []ed25519.PublicKey{pub})
+		if verr == nil && (err != nil || vset.Version != set.Version) {
+			// Only bundles we signed verify; they must parse alike.
+			t.Fatalf("a verified bundle parsed differently: %v", err)
 		}
 	})
+}
+
+// headerVersion is the version= of a bundle's header line, as the cloud
+// reads it.
+func headerVersion(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	for _, f := range strings.Fields(string(line)) {
+		if v, ok := strings.CutPrefix(f, "version="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -117,7 +117,7 @@ func BenchmarkOpenBundle(b *testing.B) {
 				b.Fatal(err)
 			}
 			key := newKey(b)
-			bundle, err := Build(1, t0, Lists{ListDomains: entries}, DefaultPortScan, key)
+			bundle, err := Build(Spec{Version: 1, Created: t0}, Lists{ListDomains: entries}, DefaultPortScan, key)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func BenchmarkOpenBundle(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				set, _, err := Open(bundle, pub)
+				set, _, err := Open(bundle, []ed25519.PublicKey{pub})
 				if err != nil || set.Counts()[ListDomains] != n {
 					b.Fatal(err)
 				}

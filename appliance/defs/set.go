@@ -1,6 +1,7 @@
 package defs
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -37,9 +38,14 @@ var DefaultPortScan = PortScan{Enabled: true, Ports: 20, Window: 10 * time.Secon
 // Set is one immutable, compiled set of definitions. It is safe for
 // concurrent use; the agent swaps whole Sets atomically.
 type Set struct {
-	Version  uint64
-	Created  time.Time
-	PortScan PortScan
+	Version uint64
+	Created time.Time
+	// ExpiresAt is when its bundle stops being accepted; zero for a
+	// mimamori-defs/1 bundle, which has none.
+	ExpiresAt time.Time
+	PortScan  PortScan
+
+	trust []ed25519.PublicKey // keys its bundle trusts for the next; none in mimamori-defs/1
 
 	labels   []string
 	labelIdx map[string]uint16
@@ -301,4 +307,20 @@ func (s *Set) VersionString() string {
 		return ""
 	}
 	return fmt.Sprint(s.Version)
+}
+
+// Expired tells whether the set's bundle is past its expiry at now; a
+// mimamori-defs/1 bundle, which has none, counts as expired.
+func (s *Set) Expired(now time.Time) bool {
+	return s != nil && (s.ExpiresAt.IsZero() || !now.Before(s.ExpiresAt))
+}
+
+// ReportedVersion is the version as heartbeats carry it: VersionString,
+// followed by " expired" when the set is Expired, so the cloud sees an
+// appliance inspecting with stale definitions.
+func (s *Set) ReportedVersion(now time.Time) string {
+	if s.Expired(now) {
+		return s.VersionString() + " expired"
+	}
+	return s.VersionString()
 }

@@ -37,7 +37,8 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	speed := e.flags.String("speed", "fast", "file replay speed: fast or recorded")
 	iface := e.flags.String("interface", "", "capture live from this interface (AF_PACKET, needs CAP_NET_RAW)")
 	defsPath := e.flags.String("defs", "", "definitions bundle to start with")
-	defsPub := e.flags.String("defs-pub", "", "public key the definitions must be signed with")
+	var defsPubs listFlag
+	e.flags.Var(&defsPubs, "defs-pub", "public key file (one key or a key ring) the definitions must be signed with; repeat for several. Once a bundle is in use, the keys it names are trusted instead (key rotation, see appliance/README.md)")
 	out := e.flags.String("out", "", "write alerts as JSON lines to this file, or - for stdout (offline mode; in uplink mode a local copy)")
 	cloud := e.flags.String("cloud", "", "ingest gateway URL (uplink mode), e.g. https://ingest.example:8443")
 	credFile := e.flags.String("credential-file", "", "file holding the device credential (uplink mode)")
@@ -59,7 +60,7 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		return usageError{"agent: give --read or --interface, not both"}
 	case *speed != "fast" && *speed != "recorded":
 		return usageError{"agent: --speed is fast or recorded"}
-	case *defsPub == "":
+	case len(defsPubs) == 0:
 		return usageError{"agent: --defs-pub is required (definitions are only used when their signature verifies)"}
 	case *cloud == "" && *out == "":
 		return usageError{"agent: give --out FILE|- (offline) or --cloud URL (uplink)"}
@@ -72,9 +73,9 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageError{"agent: " + err.Error()}
 	}
-	pub, err := defs.LoadPublicKey(*defsPub)
+	ring, err := defs.LoadKeyRing(defsPubs...)
 	if err != nil {
-		return err
+		return fmt.Errorf("agent: --defs-pub: %w", err)
 	}
 	// In uplink mode the definitions in use are kept beside the queue, so
 	// a restart goes on with the newest verified set (and refuses older).
@@ -82,7 +83,7 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	if *cloud != "" {
 		storePath = filepath.Join(*queueDir, "definitions", "current.bundle")
 	}
-	store, err := defs.NewStore(pub, storePath)
+	store, err := defs.NewStore(defs.StoreConfig{Keys: ring, Path: storePath})
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,8 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		case err == nil, errors.Is(err, defs.ErrSame):
 		case errors.Is(err, defs.ErrRollback) && store.Version() > 0:
 			e.log.Warn("agent: --defs is older than the definitions kept from before; keeping those", "in_use", store.Version())
+		case errors.Is(err, defs.ErrExpired) && store.Version() > 0:
+			e.log.Warn("agent: --defs refused; keeping the definitions kept from before", "in_use", store.Version(), "error", err)
 		default:
 			return fmt.Errorf("agent: --defs %s: %w", *defsPath, err)
 		}

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mimamori/mimamori/appliance/defs"
@@ -73,7 +76,10 @@ func defsBuild(e *env, args []string) error {
 		defs.ListURLs:    e.flags.String("urls", "", "URL list file"),
 		defs.ListHashes:  e.flags.String("hashes", "", "SHA-256 file hash list file"),
 	}
-	key := e.flags.String("key", "", "private signing key written by `defs keygen`")
+	var keys, trust listFlag
+	e.flags.Var(&keys, "key", "private signing key written by `defs keygen`; repeat to sign with several keys (a key rotation, see appliance/README.md)")
+	e.flags.Var(&trust, "trust", "public key file (one key or a key ring) naming the keys appliances trust for the bundles after this one; repeat for several (default: the keys of --key). A key named here that appliances do not trust yet is introduced; one left out is retired")
+	expires := e.flags.String("expires", "30d", "when appliances stop accepting the bundle: a lifetime after the build (30d, 720h), a date (2026-12-27: 00:00 Japan time that day) or an RFC 3339 time")
 	out := e.flags.String("out", "", "bundle file to write")
 	version := e.flags.Uint64("version", 0, "bundle version (default: the build time in Unix seconds, so later builds are newer)")
 	psPorts := e.flags.Int("portscan-ports", defs.DefaultPortScan.Ports, "port scan rule: distinct ports of one host from one source (0 turns the rule off)")
@@ -82,12 +88,28 @@ func defsBuild(e *env, args []string) error {
 	if _, err := e.parse(args); err != nil {
 		return err
 	}
-	if *key == "" || *out == "" {
+	if len(keys) == 0 || *out == "" {
 		return usageError{"defs build: --key and --out are required"}
 	}
-	priv, err := defs.LoadPrivateKey(*key)
+	now := time.Now()
+	exp, err := parseExpiry(*expires, now)
 	if err != nil {
-		return err
+		return usageError{"defs build: --expires: " + err.Error()}
+	}
+	var privs []ed25519.PrivateKey
+	var signers []ed25519.PublicKey
+	for _, k := range keys {
+		priv, err := defs.LoadPrivateKey(k)
+		if err != nil {
+			return err
+		}
+		privs, signers = append(privs, priv), append(signers, priv.Public().(ed25519.PublicKey))
+	}
+	var trusted []ed25519.PublicKey
+	if len(trust) > 0 {
+		if trusted, err = defs.LoadKeyRing(trust...); err != nil {
+			return fmt.Errorf("defs build: --trust: %w", err)
+		}
 	}
 	lists := defs.Lists{}
 	for kind, path := range files {
@@ -108,26 +130,53 @@ func defsBuild(e *env, args []string) error {
 	if len(lists) == 0 {
 		return usageError{"defs build: give at least one of --domains, --ips, --urls, --hashes"}
 	}
-	now := time.Now()
 	v := *version
 	if v == 0 {
 		v = uint64(now.Unix())
 	}
 	ps := defs.DefaultPortScan
 	ps.Ports, ps.Window, ps.Block, ps.Enabled = *psPorts, *psWindow, *psBlock, *psPorts > 0
-	b, err := defs.Build(v, now, lists, ps, priv)
+	b, err := defs.Build(defs.Spec{Version: v, Created: now, ExpiresAt: exp, Trust: trusted}, lists, ps, privs...)
 	if err != nil {
-		return err
+		return fmt.Errorf("defs build: %w", err)
 	}
 	if err := defs.WriteFileSync(*out, b); err != nil {
 		return fmt.Errorf("defs build: %w", err)
 	}
-	_, info, err := defs.Open(b, priv.Public().(ed25519.PublicKey))
+	_, info, err := defs.Open(b, signers)
 	if err != nil {
 		return fmt.Errorf("defs build: the bundle just written does not verify: %w", err)
 	}
-	fmt.Fprintf(e.out, "%s: version %d, %s, %d bytes\n", *out, info.Version, countsString(info.Counts), len(b))
+	fmt.Fprintf(e.out, "%s: version %d, expires %s, signed by %s, trusts %s, %s, %d bytes\n", *out, info.Version,
+		info.ExpiresAt.In(jst).Format(time.RFC3339), strings.Join(info.SignedBy, " "), strings.Join(info.Trusts, " "),
+		countsString(info.Counts), len(b))
 	return nil
+}
+
+// jst is business time: a date given to --expires is midnight there.
+var jst = time.FixedZone("JST", 9*3600)
+
+// parseExpiry reads --expires: a lifetime (30d, 720h) after now, a date
+// (00:00 Japan time) or an RFC 3339 time, which must be after now.
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	var t time.Time
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return time.Time{}, fmt.Errorf("%q: want a whole number of days, e.g. 30d", s)
+		}
+		t = now.In(jst).AddDate(0, 0, n) // no summer time in Japan: n × 24 h
+	} else if d, err := time.ParseDuration(s); err == nil {
+		t = now.Add(d)
+	} else if t, err = time.ParseInLocation(time.DateOnly, s, jst); err != nil {
+		if t, err = time.Parse(time.RFC3339, s); err != nil {
+			return time.Time{}, fmt.Errorf("%q: want a lifetime (30d, 720h), a date (2026-12-27) or an RFC 3339 time", s)
+		}
+	}
+	if !t.After(now) {
+		return time.Time{}, fmt.Errorf("%q is not after the build time %s", s, now.In(jst).Format(time.RFC3339))
+	}
+	return t, nil
 }
 
 func countsString(c map[string]int) string {
@@ -149,7 +198,8 @@ func countsString(c map[string]int) string {
 // defsInspect prints a bundle's header and counts; with --pub it verifies
 // the signature and exits non-zero when it is bad.
 func defsInspect(e *env, args []string) error {
-	pubPath := e.flags.String("pub", "", "public key to verify the signature with")
+	var pubs listFlag
+	e.flags.Var(&pubs, "pub", "public key file (one key or a key ring) to verify the signature with; repeat for several")
 	rest, err := e.parse(args)
 	if err != nil {
 		return err
@@ -163,40 +213,49 @@ func defsInspect(e *env, args []string) error {
 	}
 	signature := "not checked (give --pub)"
 	var info defs.Info
-	if *pubPath != "" {
-		pub, err := defs.LoadPublicKey(*pubPath)
+	if len(pubs) > 0 {
+		ring, err := defs.LoadKeyRing(pubs...)
 		if err != nil {
 			return err
 		}
-		if _, info, err = defs.Open(b, pub); err != nil {
+		if _, info, err = defs.Open(b, ring); err != nil {
 			return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
 		}
-		signature = "verified with key " + defs.KeyID(pub)
+		var by []string
+		for _, k := range ring {
+			if slices.Contains(info.SignedBy, defs.KeyID(k)) {
+				by = append(by, defs.KeyID(k))
+			}
+		}
+		signature = "verified with key " + strings.Join(by, ", ")
 	} else if _, info, err = defs.ParseUnverified(b); err != nil {
 		return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
 	}
 	out := struct {
 		defs.Info
+		Expired   bool   `json:"expired"`
 		Signature string `json:"signature"`
-	}{info, signature}
+	}{info, info.CheckExpiry(time.Now()) != nil, signature}
 	enc := json.NewEncoder(e.out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
 // defsPublish verifies a bundle and puts it where the ingest gateway
-// serves it to appliances, atomically, refusing to go back in version.
+// serves it to appliances, atomically, refusing to go back in version or
+// to serve a bundle appliances refuse as expired.
 func defsPublish(e *env, args []string) error {
-	pubPath := e.flags.String("pub", "", "public key the appliances trust (required: an unverifiable bundle is never published)")
+	var pubs listFlag
+	e.flags.Var(&pubs, "pub", "public key file (one key or a key ring) the appliances trust; repeat for several (required: an unverifiable bundle is never published)")
 	force := e.flags.Bool("allow-older", false, "publish even when the bundle is older than the published one (appliances will still refuse it)")
 	rest, err := e.parse(args)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 || *pubPath == "" {
+	if len(rest) != 1 || len(pubs) == 0 {
 		return usageError{"defs publish: usage: defs publish --pub KEY BUNDLE"}
 	}
-	pub, err := defs.LoadPublicKey(*pubPath)
+	ring, err := defs.LoadKeyRing(pubs...)
 	if err != nil {
 		return err
 	}
@@ -204,14 +263,17 @@ func defsPublish(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("defs publish: %w", err)
 	}
-	_, info, err := defs.Open(b, pub)
+	_, info, err := defs.Open(b, ring)
 	if err != nil {
 		return fmt.Errorf("defs publish: %s: %w", rest[0], err)
 	}
+	if err := info.CheckExpiry(time.Now()); err != nil {
+		return fmt.Errorf("defs publish: %s: %w (appliances refuse it)", rest[0], err)
+	}
 	dst := filepath.Join(e.cfg.DataDir, "definitions", ingest.LatestBundle)
 	if old, err := os.ReadFile(dst); err == nil && !*force {
-		if v, err := defs.PeekVersion(old); err == nil && v > info.Version {
-			return fmt.Errorf("defs publish: version %d is older than the published %d (appliances refuse rollbacks)", info.Version, v)
+		if head, err := defs.ReadHead(old); err == nil && head.Version > info.Version {
+			return fmt.Errorf("defs publish: version %d is older than the published %d (appliances refuse rollbacks)", info.Version, head.Version)
 		}
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("defs publish: %w", err)
@@ -219,6 +281,7 @@ func defsPublish(e *env, args []string) error {
 	if err := defs.WriteFileSync(dst, b); err != nil {
 		return fmt.Errorf("defs publish: %w", err)
 	}
-	fmt.Fprintf(e.out, "published version %d (%s) to %s\n", info.Version, countsString(info.Counts), dst)
+	fmt.Fprintf(e.out, "published version %d (%s, expires %s) to %s\n", info.Version, countsString(info.Counts),
+		info.ExpiresAt.In(jst).Format(time.RFC3339), dst)
 	return nil
 }

@@ -120,7 +120,7 @@ func TestApplianceOfflineThenOnline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := defs.Build(3, time.Now(), defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	bundle, err := defs.Build(defs.Spec{Version: 3, Created: time.Now()}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
 	if err != nil {
 		t.Fatal(err)
 	}

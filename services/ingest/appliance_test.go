@@ -28,7 +28,7 @@ func bundle(t *testing.T, priv ed25519.PrivateKey, version uint64, domains strin
 		t.Fatal(err)
 	}
 	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	b, err := defs.Build(version, created, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
+	b, err := defs.Build(defs.Spec{Version: version, Created: created}, defs.Lists{defs.ListDomains: entries}, defs.DefaultPortScan, priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ type Service struct {
 	owners  map[string]*sync.Mutex // one per customer: commands never race
 	loginMu sync.Mutex             // login IDs are unique across customers
 	smsMu   sync.Mutex
-	smsCode map[string]smsChallenge // account ID → pending code
+	smsCode map[string]smsChallenge // account ID and login attempt (codeKey) → pending code
 	smsCaps sync.Mutex              // checks and counts a send against every cap at once
 	resets  chan string             // account IDs to mail a reset link to
 	notices chan notice             // security notices to mail

@@ -183,7 +183,9 @@ func (a *AccountPasswordChanged) Validate() error {
 // entered the password again before a sensitive change, such as enrolling
 // a second factor from the settings). TOTPStep is the RFC 6238 time step
 // of an accepted TOTP code, so that no code is accepted twice, even after
-// a restart; RecoveryCodeHash names a recovery code that is now spent.
+// a restart; RecoveryCodeHash names a recovery code that is now spent (its
+// stored hash). A re-authentication that also passed the second factor
+// writes a second event of its step with the factor's method.
 type AccountLoginSucceeded struct {
 	CustomerID       string    `json:"customer_id"`
 	AccountID        string    `json:"account_id"`
@@ -284,9 +286,10 @@ func (a *AccountUnlocked) Validate() error {
 // codes (the method and the sealed values unchanged, byte for byte, with
 // new hashes). The event replaces the account's factor and recovery codes
 // as a whole. The TOTP secret and the phone number are sealed (AES-256-GCM)
-// with a key kept outside the log; RecoveryCodeHashes are SHA-256 hex
-// digests joined by commas (the codes themselves are shown once and never
-// stored).
+// with a key kept outside the log; RecoveryCodeHashes are the hashes of the
+// codes joined by commas (the codes themselves are shown once and never
+// stored): argon2id PHC strings with ':' between their parameters, one salt
+// per set, or, in sets written before issue 10, SHA-256 hex digests.
 type AccountSecondFactorChanged struct {
 	CustomerID         string    `json:"customer_id"`
 	AccountID          string    `json:"account_id"`

@@ -55,6 +55,19 @@ var (
 	// ErrNotOwner: another process took over the accounts (it claimed
 	// the same transactional ID); this one writes nothing any more.
 	ErrNotOwner = errors.New("accounts are served by another process")
+	// ErrOperatorNeedsFactor: operators may not go without 2-step
+	// verification; declining it and turning it off are refused.
+	ErrOperatorNeedsFactor = errors.New("operator accounts must keep 2-step verification")
+	// ErrFactorCodeRequired: turning 2-step verification off, replacing it
+	// and new recovery codes need a re-authentication with the password
+	// and a code of the current second factor (Reauthenticate).
+	ErrFactorCodeRequired = errors.New("enter the password and a code of the current 2-step verification (app, SMS or recovery code) again")
+	// ErrOwnAccount: an operator cannot lift the lock of their own account.
+	ErrOwnAccount = errors.New("an operator cannot unlock their own account; another operator can")
+	// Refusals of RequestAccount (nothing is written).
+	ErrUnknownCustomer   = errors.New("no such customer is registered")
+	ErrRoleInvalid       = fmt.Errorf("role must be %s or %s", events.RoleCustomerAdmin, events.RoleOperator)
+	ErrOperatorElsewhere = errors.New("operator accounts belong to the operator's own organisation only")
 	// ErrNowLocked is wrapped, beside the usual error of the step, by the
 	// failure that hard-locked the account: a session whose guess it was
 	// ends (the portal). A login answers exactly as before.
@@ -194,7 +207,7 @@ type Service struct {
 	owners  map[string]*sync.Mutex // one per customer: commands never race
 	loginMu sync.Mutex             // login IDs are unique across customers
 	smsMu   sync.Mutex
-	smsCode map[string]smsChallenge // account ID → pending code
+	smsCode map[string]smsChallenge // account ID and login attempt (codeKey) → pending code
 	smsCaps sync.Mutex              // checks and counts a send against every cap at once
 	resets  chan string             // account IDs to mail a reset link to
 	notices chan notice             // security notices to mail
@@ -478,10 +491,12 @@ func (s *Service) pendingRequest(id string) (events.AccountRequested, bool) {
 }
 
 // Principal is who a login step authenticated, and how far.
-// PasswordVersion and FactorVersion are the account's when that step
-// passed: a session whose principal holds an older one ended with the
-// password change, or the second factor's replacement or turning off
-// (Current).
+// PasswordVersion, FactorVersion and LockVersion are the account's when
+// that step passed: a session whose principal holds an older one ended
+// with the password change, the second factor's replacement or turning
+// off, or a hard lock (Current). FactorRequired says that the account may
+// not go without 2-step verification (operators): the web app offers no
+// decline and no turning off.
 type Principal struct {
 	AccountID       string `json:"account_id"`
 	CustomerID      string `json:"customer_id"`
@@ -489,19 +504,38 @@ type Principal struct {
 	Role            string `json:"role"`
 	Stage           string `json:"stage"`
 	Factor          string `json:"second_factor"`
+	FactorRequired  bool   `json:"second_factor_required"`
 	PasswordVersion int    `json:"-"`
 	FactorVersion   int    `json:"-"`
+	LockVersion     int    `json:"-"`
+	// attempt names the login this principal comes from (Login draws it,
+	// every later step keeps it): an SMS code is sent for one attempt and
+	// completes that one only. factorAt is when a re-authentication of
+	// this principal last passed the account's current second factor
+	// (Reauthenticate with a code). Only this package sets them.
+	attempt  string
+	factorAt time.Time
 }
 
 func principal(a Account, stage string) Principal {
 	return Principal{AccountID: a.ID, CustomerID: a.CustomerID, LoginID: a.LoginID, Role: a.Role, Stage: stage, Factor: a.Factor,
-		PasswordVersion: a.PasswordVersion, FactorVersion: a.FactorVersion}
+		FactorRequired: factorMandatory(a), PasswordVersion: a.PasswordVersion, FactorVersion: a.FactorVersion,
+		LockVersion: a.LockVersion}
 }
 
-// stands tells whether p still stands for a: neither its password nor its
-// second factor was changed (replaced or turned off) since p passed.
+// next is the principal a later step of p's login reaches: the same
+// attempt, without the proof of a re-authentication.
+func (p Principal) next(a Account, stage string) Principal {
+	n := principal(a, stage)
+	n.attempt = p.attempt
+	return n
+}
+
+// stands tells whether p still stands for a: its password was not
+// changed, its second factor not replaced or turned off, and it was not
+// hard-locked since p passed.
 func stands(a Account, p Principal) bool {
-	return a.PasswordVersion == p.PasswordVersion && a.FactorVersion == p.FactorVersion
+	return a.PasswordVersion == p.PasswordVersion && a.FactorVersion == p.FactorVersion && a.LockVersion == p.LockVersion
 }
 
 // Current returns p with the account's user ID and second factor as they
@@ -522,7 +556,9 @@ func stageAfterPassword(a Account) string {
 	switch {
 	case a.Temporary:
 		return StageChangeCredentials
-	case a.Factor == "":
+	case a.Factor == "", a.Factor == events.FactorNone && factorMandatory(a):
+		// An operator that declined before declining was refused to
+		// operators sets a factor up now.
 		return StageChooseFactor
 	case a.Factor == events.FactorNone:
 		return StageActive
@@ -593,7 +629,9 @@ func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Prin
 	}
 	s.idLim.reset(idKey)
 	a, _ = s.state.Account(a.ID)
-	return principal(a, stageAfterPassword(a)), nil
+	p := principal(a, stageAfterPassword(a))
+	p.attempt = randomText(26)
+	return p, nil
 }
 
 // failed records a failure and, at the limit, the hard lock. The caller
@@ -610,10 +648,10 @@ func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string
 		return err
 	}
 	err := ErrInvalidCredentials
-	switch step {
-	case "second_factor":
+	switch {
+	case reason == "wrong_code":
 		err = ErrInvalidCode
-	case events.StepReauthentication:
+	case step == events.StepReauthentication:
 		err = ErrWrongPassword
 	}
 	if n >= s.cfg.LockAfter {
@@ -661,18 +699,49 @@ func (s *Service) activeAccount(p Principal) (Account, error) {
 // Reauthenticate checks the password of a logged-in user again before a
 // change of 2-step verification from the settings (enrolling, replacing
 // or turning off a factor, new recovery codes), and records the passed
-// step; the portal then admits those changes for a few minutes.
-func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, ip string) error {
+// step; the portal then admits those changes for ReauthWindow. With code
+// it checks the account's current second factor too (a code of its app,
+// the SMS code SendReauthSMS sent to this login, or a recovery code, which
+// is spent), counted towards the lock like a login's: turning the factor
+// off, replacing it and new recovery codes need both (factorFresh). It
+// returns the principal that stands after it.
+func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, code, ip string) (Principal, error) {
 	defer s.owner(p.CustomerID)()
 	a, err := s.activeAccount(p)
 	if err != nil {
-		return err
+		return p, err
+	}
+	code = strings.TrimSpace(code)
+	if code != "" && !hasFactor(a) {
+		return p, ErrNoSecondFactor
 	}
 	if err := s.reauthenticate(ctx, a, password, ip); err != nil {
-		return err
+		return p, err
 	}
-	return s.publish(ctx, &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
-		Step: events.StepReauthentication, Method: "password", SucceededAt: s.cfg.Now().UTC()})
+	now := s.cfg.Now().UTC()
+	ps := []events.Payload{&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+		Step: events.StepReauthentication, Method: "password", SucceededAt: now}}
+	if code != "" {
+		ev := &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+			Step: events.StepReauthentication, Method: a.Factor, SucceededAt: now}
+		ok, err := s.passFactor(a, p.attempt, smsReauth, code, ev)
+		if err != nil {
+			return p, err
+		}
+		if !ok {
+			return p, s.failed(ctx, a, ip, events.StepReauthentication, "wrong_code")
+		}
+		ps = append(ps, ev)
+	}
+	if err := s.publish(ctx, ps...); err != nil {
+		return p, err
+	}
+	a, _ = s.state.Account(a.ID)
+	np := p.next(a, p.Stage)
+	if code != "" {
+		np.factorAt = now
+	}
+	return np, nil
 }
 
 // ChangePassword sets a new password for a logged-in user who entered the
@@ -703,7 +772,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, pass
 	}
 	s.notifyChange(ids[0], ip)
 	a, _ = s.state.Account(a.ID)
-	return principal(a, p.Stage), nil
+	return p.next(a, p.Stage), nil
 }
 
 var loginIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{4,64}$`)
@@ -735,7 +804,7 @@ func (s *Service) ChangeCredentials(ctx context.Context, p Principal, loginID, p
 		return p, err
 	}
 	a, _ = s.state.Account(a.ID)
-	return principal(a, StageChooseFactor), nil
+	return p.next(a, StageChooseFactor), nil
 }
 
 // Logout records the end of a session.
@@ -862,8 +931,16 @@ func (s *Service) ConfirmReset(ctx context.Context, token, password, ip string) 
 }
 
 // RequestAccount asks the owner of a customer for one more account (the
-// operator's command, R-30). The credentials go to the customer's mail.
-func RequestAccount(ctx context.Context, pub Publisher, customerID, role, by string, now time.Time) (string, error) {
+// operator's command, R-30). The credentials go to the customer's mail. st
+// is the accounts as read so far (the owner's, or read to the end of the
+// log by the command line): a customer it does not know, a role other
+// than customer_admin or operator, and the operator role for another
+// customer than the operator's own organisation are refused, and nothing
+// is written. The owner applies the same rule to what it issues (State).
+func RequestAccount(ctx context.Context, pub Publisher, st *State, customerID, role, by string, now time.Time) (string, error) {
+	if err := st.checkRequest(customerID, role); err != nil {
+		return "", err
+	}
 	id := "rq_" + ksuid.New().String()
 	e, err := events.New(Source, &events.AccountRequested{CustomerID: customerID, RequestID: id, Role: role,
 		RequestedBy: by, RequestedAt: now.UTC()}, now)
@@ -873,8 +950,13 @@ func RequestAccount(ctx context.Context, pub Publisher, customerID, role, by str
 	return id, pub.Publish(ctx, e)
 }
 
-// Unlock lifts a hard lock (the operator's command).
+// Unlock lifts a hard lock (the operator's command). by is who does it;
+// an operator's own account (by is its account ID) is refused
+// (ErrOwnAccount): another operator lifts it.
 func Unlock(ctx context.Context, pub Publisher, customerID, accountID, by string, now time.Time) error {
+	if by == accountID {
+		return ErrOwnAccount
+	}
 	e, err := events.New(Source, &events.AccountUnlocked{CustomerID: customerID, AccountID: accountID,
 		UnlockedBy: by, UnlockedAt: now.UTC()}, now)
 	if err != nil {

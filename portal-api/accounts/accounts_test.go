@@ -367,7 +367,7 @@ func TestConcurrentCommandsKeepOneWriterPerCustomer(t *testing.T) {
 	var reqMu sync.Mutex
 	var reqIDs []string
 	race(requests, func(int) {
-		id, err := accounts.RequestAccount(ctx, e.prod, custA, events.RoleCustomerAdmin, "ac_operator", time.Now())
+		id, err := accounts.RequestAccount(ctx, e.prod, svc.State(), custA, events.RoleCustomerAdmin, "ac_operator", time.Now())
 		if err != nil {
 			t.Error(err)
 			return
@@ -532,7 +532,7 @@ func TestSecondOwnerFencesTheFirst(t *testing.T) {
 	if _, err := second.Login(ctx, loginID, password, "192.0.2.1"); !errors.Is(err, accounts.ErrInvalidCredentials) {
 		t.Fatalf("second owner, spent temporary password: %v", err)
 	}
-	if _, err := accounts.RequestAccount(ctx, e.prod, customer, events.RoleCustomerAdmin, "op_1", time.Now()); err != nil {
+	if _, err := accounts.RequestAccount(ctx, e.prod, second.State(), customer, events.RoleCustomerAdmin, "op_1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor(func() bool { return len(second.State().Accounts(customer)) == 2 })
@@ -876,6 +876,16 @@ func TestFactorChangesEndOtherPrincipals(t *testing.T) {
 			t.Errorf("%s stands: %v, want %v", what, got, want)
 		}
 	}
+	// reauth enters the password and a code of the factor again, as the
+	// changes below need.
+	reauth := func(p accounts.Principal, code string) accounts.Principal {
+		t.Helper()
+		np, err := svc.Reauthenticate(ctx, p, pw, code, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return np
+	}
 
 	mine, _, codes := enrol(p, false)
 	other, err := svc.VerifySecondFactor(ctx, login(), codes[0], "192.0.2.2")
@@ -883,6 +893,7 @@ func TestFactorChangesEndOtherPrincipals(t *testing.T) {
 		t.Fatal(err)
 	}
 	halfway := login()
+	mine = reauth(mine, codes[1])
 	if _, err := svc.NewRecoveryCodes(ctx, mine, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -906,6 +917,9 @@ func TestFactorChangesEndOtherPrincipals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk.Add(30 * time.Second)
+	code, _ = totp.GenerateCode(secret, clk.Now())
+	mine = reauth(mine, code)
 	if mine, err = svc.DisableSecondFactor(ctx, mine, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,11 @@ type TOTPEnrolment struct {
 // later after declining it or turning it off), unless the enrolment
 // replaces the factor it has (replace, from the settings). A replaced
 // factor works until the new one is confirmed, so an enrolment given up
-// halfway leaves the account as it was.
-func (s *Service) enrolable(p Principal, replace bool) (Account, error) {
+// halfway leaves the account as it was. A replacement needs the current
+// factor: its start (start) a re-authentication with a code of it less
+// than ReauthWindow ago, its end one since p's last change (the end
+// finishes what the start began, however long the new phone took).
+func (s *Service) enrolable(p Principal, replace, start bool) (Account, error) {
 	a, err := s.activeAccount(p)
 	switch {
 	case err != nil:
@@ -49,14 +52,40 @@ func (s *Service) enrolable(p Principal, replace bool) (Account, error) {
 		return a, ErrWrongStage
 	case hasFactor(a) && !replace:
 		return a, ErrSecondFactorSet
+	case hasFactor(a) && start && !s.factorFresh(p), hasFactor(a) && p.factorAt.IsZero():
+		return a, ErrFactorCodeRequired
 	}
 	return a, nil
 }
 
 func hasFactor(a Account) bool { return a.Factor == events.FactorTOTP || a.Factor == events.FactorSMS }
 
+// factorMandatory tells whether a may not go without 2-step verification:
+// an operator account sees every customer's data, so its password alone
+// is never enough.
+func factorMandatory(a Account) bool { return a.Role == events.RoleOperator }
+
+// factorMethod tells whether a login_succeeded method is a second factor.
+func factorMethod(m string) bool {
+	return m == events.FactorTOTP || m == events.FactorSMS || m == "recovery_code"
+}
+
+// ReauthWindow is how long a re-authentication admits the changes it is
+// for (the portal's window of the password; here, of the second factor).
+const ReauthWindow = 10 * time.Minute
+
+// factorFresh tells whether p passed the account's current second factor
+// in a re-authentication less than ReauthWindow ago. A principal made by
+// any later step (a change of the factor among them) holds no such proof.
+func (s *Service) factorFresh(p Principal) bool {
+	return !p.factorAt.IsZero() && s.cfg.Now().Before(p.factorAt.Add(ReauthWindow))
+}
+
 // withFactor is the account of p if it has a second factor to turn off or
-// new recovery codes to get: past its first change and not locked.
+// new recovery codes to get: past its first change, not locked, and p
+// passed that factor in a fresh re-authentication. New recovery codes need
+// it too: whoever has the password and a session would otherwise get
+// codes that pass for the factor.
 func (s *Service) withFactor(p Principal) (Account, error) {
 	a, err := s.activeAccount(p)
 	switch {
@@ -66,6 +95,8 @@ func (s *Service) withFactor(p Principal) (Account, error) {
 		return a, ErrWrongStage
 	case !hasFactor(a):
 		return a, ErrNoSecondFactor
+	case !s.factorFresh(p):
+		return a, ErrFactorCodeRequired
 	}
 	return a, nil
 }
@@ -74,7 +105,7 @@ func (s *Service) withFactor(p Principal) (Account, error) {
 // account that has a second factor, which the new one replaces once
 // confirmed (ConfirmTOTP with replace).
 func (s *Service) BeginTOTP(p Principal, replace bool) (TOTPEnrolment, error) {
-	if _, err := s.enrolable(p, replace); err != nil {
+	if _, err := s.enrolable(p, replace, true); err != nil {
 		return TOTPEnrolment{}, err
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.cfg.Issuer, AccountName: p.LoginID, Period: totpPeriod})
@@ -112,7 +143,7 @@ func totpStep(secret, code string, now time.Time, last int64) int64 {
 // the request's source address, which the security notice names.
 func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string, replace bool, ip string) (Principal, []string, error) {
 	defer s.owner(p.CustomerID)()
-	a, err := s.enrolable(p, replace)
+	a, err := s.enrolable(p, replace, false)
 	if err != nil {
 		return p, nil, err
 	}
@@ -122,7 +153,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	return s.changeFactor(ctx, a, ip, codes,
+	return s.changeFactor(ctx, p, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorTOTP,
 			TOTPSecretSealed: s.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
@@ -131,9 +162,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 
 // changeFactor writes a change of a's second factor (and the events that
 // go with it), queues its security notice (a decline has none) and
-// returns the principal that stands after it, in the active stage, with
-// codes. The caller holds the customer's owner lock.
-func (s *Service) changeFactor(ctx context.Context, a Account, ip string, codes []string, ch *events.AccountSecondFactorChanged,
+// returns the principal of p's login that stands after it, in the active
+// stage, with codes. The caller holds the customer's owner lock.
+func (s *Service) changeFactor(ctx context.Context, p Principal, a Account, ip string, codes []string, ch *events.AccountSecondFactorChanged,
 	more ...events.Payload) (Principal, []string, error) {
 	ids, err := s.publishIDs(ctx, append([]events.Payload{ch}, more...)...)
 	if err != nil {
@@ -141,8 +172,15 @@ func (s *Service) changeFactor(ctx context.Context, a Account, ip string, codes 
 	}
 	s.notifyChange(ids[0], ip)
 	a, _ = s.state.Account(a.ID)
-	return principal(a, StageActive), codes, nil
+	return p.next(a, StageActive), codes, nil
 }
+
+// The purposes an SMS code is sent for; a code serves its own only.
+const (
+	smsEnrol  = "enrol"  // verifying a number being enrolled
+	smsLogin  = "login"  // the second step of a login
+	smsReauth = "reauth" // a re-authentication before a change of 2-step verification
+)
 
 var phonePattern = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
 
@@ -153,27 +191,47 @@ func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string, repla
 	if !phonePattern.MatchString(phone) {
 		return ErrPhoneInvalid
 	}
-	a, err := s.enrolable(p, replace)
+	a, err := s.enrolable(p, replace, true)
 	if err != nil {
 		return err
 	}
-	return s.sendCode(ctx, a.ID, "enrol", phone)
+	return s.sendCode(ctx, a.ID, p.attempt, smsEnrol, phone)
 }
 
-// SendLoginSMS sends a login code to the enrolled number.
+// SendLoginSMS sends a login code to the enrolled number, for p's login
+// attempt only.
 func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
 	a, ok := s.state.Account(p.AccountID)
 	if !ok || a.Factor != events.FactorSMS || a.Locked {
 		return ErrWrongStage
 	}
+	return s.sendToEnrolled(ctx, a, p.attempt, smsLogin)
+}
+
+// SendReauthSMS sends a code to the enrolled number of a logged-in user,
+// for a re-authentication of p (Reauthenticate) only.
+func (s *Service) SendReauthSMS(ctx context.Context, p Principal) error {
+	a, err := s.activeAccount(p)
+	if err != nil {
+		return err
+	}
+	if a.Locked || a.Factor != events.FactorSMS {
+		return ErrWrongStage
+	}
+	return s.sendToEnrolled(ctx, a, p.attempt, smsReauth)
+}
+
+func (s *Service) sendToEnrolled(ctx context.Context, a Account, attempt, purpose string) error {
 	phone, err := s.seal.open(a.PhoneSealed, a.CustomerID, a.ID)
 	if err != nil {
 		return err
 	}
-	return s.sendCode(ctx, a.ID, "login", phone)
+	return s.sendCode(ctx, a.ID, attempt, purpose, phone)
 }
 
-// sendCode sends a fresh code, within the caps: every message costs
+// sendCode sends a fresh code for one purpose of one login attempt
+// (Principal.attempt): a code sent for one login cannot complete another,
+// even of the same account. It is sent within the caps: every message costs
 // money, and an enrolment chooses the number, so a script could pump
 // messages to numbers that pay their operator. An account gets a code at
 // most once per Config.SMSInterval while the last one is unused, and at
@@ -181,8 +239,9 @@ func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
 // A refused send is a *WaitError of ErrSMSThrottled, or of
 // ErrSMSPhoneThrottled for the number's cap (takeSend); a send the gateway
 // fails still counts.
-func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string) error {
-	if err := s.takeSend(accountID, purpose, phone, s.cfg.Now()); err != nil {
+func (s *Service) sendCode(ctx context.Context, accountID, attempt, purpose, phone string) error {
+	now := s.cfg.Now()
+	if err := s.takeSend(accountID, purpose, phone, now); err != nil {
 		return err
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
@@ -191,8 +250,13 @@ func (s *Service) sendCode(ctx context.Context, accountID, purpose, phone string
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
 	s.smsMu.Lock()
-	s.smsCode[accountID] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
-		expires: s.cfg.Now().Add(s.cfg.SMSCodeTTL)}
+	for k, c := range s.smsCode { // the caps bound the sends, this what they leave behind
+		if now.After(c.expires) {
+			delete(s.smsCode, k)
+		}
+	}
+	s.smsCode[codeKey(accountID, attempt)] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
+		expires: now.Add(s.cfg.SMSCodeTTL)}
 	s.smsMu.Unlock()
 	body := fmt.Sprintf("みまもり 確認コード: %s (%d分間有効)\nmimamori verification code: %s (valid %d min)",
 		code, int(s.cfg.SMSCodeTTL.Minutes()), code, int(s.cfg.SMSCodeTTL.Minutes()))
@@ -221,29 +285,33 @@ func (s *Service) takeSend(accountID, purpose, phone string, now time.Time) erro
 	return nil
 }
 
-// takeCode checks an SMS code; a right code is spent, and so is the
-// challenge after five wrong ones.
-func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
+// codeKey names the pending SMS code of one login attempt of an account.
+func codeKey(accountID, attempt string) string { return accountID + "|" + attempt }
+
+// takeCode checks an SMS code sent for purpose to this login attempt; a
+// right code is spent, and so is the challenge after five wrong ones.
+func (s *Service) takeCode(accountID, attempt, purpose, code string) (string, bool) {
+	k := codeKey(accountID, attempt)
 	s.smsMu.Lock()
 	defer s.smsMu.Unlock()
-	c, ok := s.smsCode[accountID]
+	c, ok := s.smsCode[k]
 	if !ok || c.purpose != purpose {
 		return "", false
 	}
 	if s.cfg.Now().After(c.expires) {
-		delete(s.smsCode, accountID)
+		delete(s.smsCode, k)
 		return "", false
 	}
 	if subtle.ConstantTimeCompare([]byte(sha256Hex(accountID+"|"+strings.TrimSpace(code))), []byte(c.codeHash)) != 1 {
 		c.tries++
 		if c.tries >= 5 {
-			delete(s.smsCode, accountID)
+			delete(s.smsCode, k)
 		} else {
-			s.smsCode[accountID] = c
+			s.smsCode[k] = c
 		}
 		return "", false
 	}
-	delete(s.smsCode, accountID)
+	delete(s.smsCode, k)
 	s.smsLim.used(accountID) // the next code is no repeat of this one
 	return c.phone, true
 }
@@ -252,17 +320,17 @@ func (s *Service) takeCode(accountID, purpose, code string) (string, bool) {
 // as for ConfirmTOTP.
 func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, replace bool, ip string) (Principal, []string, error) {
 	defer s.owner(p.CustomerID)()
-	a, err := s.enrolable(p, replace)
+	a, err := s.enrolable(p, replace, false)
 	if err != nil {
 		return p, nil, err
 	}
-	phone, ok := s.takeCode(a.ID, "enrol", code)
+	phone, ok := s.takeCode(a.ID, p.attempt, smsEnrol, code)
 	if !ok {
 		return p, nil, ErrInvalidCode
 	}
 	codes, hashes := recoveryCodes()
 	now := s.cfg.Now().UTC()
-	return s.changeFactor(ctx, a, ip, codes,
+	return s.changeFactor(ctx, p, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorSMS,
 			PhoneSealed: s.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
@@ -270,35 +338,43 @@ func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, repl
 }
 
 // DeclineSecondFactor records the customer's choice not to use 2-step
-// verification (R-32 makes it a choice), allowed only at the first choice,
-// and returns the principal that stands after it (active).
+// verification (R-32 makes it a choice), allowed only at the first choice
+// and never to an operator (ErrOperatorNeedsFactor), and returns the
+// principal that stands after it (active).
 func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) (Principal, error) {
 	defer s.owner(p.CustomerID)()
 	a, ok := s.state.Account(p.AccountID)
+	if ok && a.CustomerID == p.CustomerID && factorMandatory(a) {
+		return p, ErrOperatorNeedsFactor
+	}
 	if !ok || a.Temporary || a.Factor != "" {
 		return p, ErrWrongStage
 	}
 	if !stands(a, p) {
 		return p, ErrSessionEnded
 	}
-	p, _, err := s.changeFactor(ctx, a, "", nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+	p, _, err := s.changeFactor(ctx, p, a, "", nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
 	return p, err
 }
 
 // DisableSecondFactor turns 2-step verification off for a logged-in user
-// who entered the password again (the portal checks that): the factor
-// becomes "none", as if declined at the first login, and the recovery
-// codes stop working. Later logins ask for the password only. The
-// account's other sessions end; the principal returned stands after it.
-// ip as for ConfirmTOTP.
+// who entered the password and a code of the factor again
+// (Reauthenticate): the factor becomes "none", as if declined at the first
+// login, and the recovery codes stop working. Later logins ask for the
+// password only. Operators cannot (ErrOperatorNeedsFactor). The account's
+// other sessions end; the principal returned stands after it. ip as for
+// ConfirmTOTP.
 func (s *Service) DisableSecondFactor(ctx context.Context, p Principal, ip string) (Principal, error) {
 	defer s.owner(p.CustomerID)()
+	if a, err := s.activeAccount(p); err == nil && factorMandatory(a) {
+		return p, ErrOperatorNeedsFactor
+	}
 	a, err := s.withFactor(p)
 	if err != nil {
 		return p, err
 	}
-	np, _, err := s.changeFactor(ctx, a, ip, nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+	np, _, err := s.changeFactor(ctx, p, a, ip, nil, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: events.FactorNone, ChangedAt: s.cfg.Now().UTC()})
 	if err != nil {
 		return p, err
@@ -308,7 +384,8 @@ func (s *Service) DisableSecondFactor(ctx context.Context, p Principal, ip strin
 }
 
 // NewRecoveryCodes replaces the recovery codes of a logged-in user who
-// entered the password again (the portal checks that) and returns the new
+// entered the password and a code of the factor again (Reauthenticate)
+// and returns the new
 // ones, to be shown once; the old ones stop working. The event is the
 // account's second_factor_changed with the factor as it is (the same
 // method and sealed values) and the new hashes. Sessions go on. ip as for
@@ -320,7 +397,7 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal, ip string) 
 		return nil, err
 	}
 	codes, hashes := recoveryCodes()
-	_, codes, err = s.changeFactor(ctx, a, ip, codes, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
+	_, codes, err = s.changeFactor(ctx, p, a, ip, codes, &events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID,
 		Method: a.Factor, TOTPSecretSealed: a.TOTPSealed, PhoneSealed: a.PhoneSealed, RecoveryCodeHashes: hashes,
 		ChangedAt: s.cfg.Now().UTC()})
 	return codes, err
@@ -340,27 +417,12 @@ func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip 
 	if a.Locked {
 		return p, ErrInvalidCode
 	}
-	code = strings.TrimSpace(code)
 	now := s.cfg.Now().UTC()
-	ok = false
 	ev := &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
 		Method: a.Factor, SucceededAt: now}
-	if h := sha256Hex(strings.ToLower(code)); strings.Contains(code, "-") {
-		for _, r := range a.RecoveryHashes {
-			if subtle.ConstantTimeCompare([]byte(r), []byte(h)) == 1 {
-				ok, ev.Method, ev.RecoveryCodeHash = true, "recovery_code", h
-			}
-		}
-	} else if a.Factor == events.FactorTOTP {
-		secret, err := s.seal.open(a.TOTPSealed, a.CustomerID, a.ID)
-		if err != nil {
-			return p, err
-		}
-		if step := totpStep(secret, code, now, a.LastTOTPStep); step != 0 {
-			ok, ev.TOTPStep = true, step
-		}
-	} else {
-		_, ok = s.takeCode(a.ID, "login", code)
+	ok, err := s.passFactor(a, p.attempt, smsLogin, code, ev)
+	if err != nil {
+		return p, err
 	}
 	if !ok {
 		return p, s.failed(ctx, a, ip, "second_factor", "wrong_code")
@@ -369,19 +431,34 @@ func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip 
 		return p, err
 	}
 	a, _ = s.state.Account(a.ID)
-	return principal(a, StageActive), nil
+	return p.next(a, StageActive), nil
 }
 
-// recoveryCodes returns ten fresh codes and their SHA-256 hashes joined by
-// commas. The codes carry 50 bits each, so a plain hash is enough.
-func recoveryCodes() ([]string, string) {
-	var codes, hashes []string
-	for range 10 {
-		c := randomText(5) + "-" + randomText(5)
-		codes = append(codes, c)
-		hashes = append(hashes, sha256Hex(c))
+// passFactor checks code against a's second factor: one of its recovery
+// codes, a code of its app (a step after the last one accepted), or the
+// SMS code sent for purpose to this login attempt. What passed goes on ev
+// (the method, the TOTP step, the spent recovery code); the caller writes
+// it, so that no code is accepted twice.
+func (s *Service) passFactor(a Account, attempt, purpose, code string, ev *events.AccountLoginSucceeded) (bool, error) {
+	code = strings.TrimSpace(code)
+	if !isOneTimeCode(code) {
+		h, ok := matchRecoveryCode(a.RecoveryHashes, code)
+		if ok {
+			ev.Method, ev.RecoveryCodeHash = "recovery_code", h
+		}
+		return ok, nil
 	}
-	return codes, strings.Join(hashes, ",")
+	if a.Factor == events.FactorTOTP {
+		secret, err := s.seal.open(a.TOTPSealed, a.CustomerID, a.ID)
+		if err != nil {
+			return false, err
+		}
+		step := totpStep(secret, code, ev.SucceededAt, a.LastTOTPStep)
+		ev.TOTPStep = step
+		return step != 0, nil
+	}
+	_, ok := s.takeCode(a.ID, attempt, purpose, code)
+	return ok, nil
 }
 
 func tempCredentialsMail(company, loginID, password, portal string, expires time.Time) (string, string) {

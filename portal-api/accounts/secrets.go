@@ -68,33 +68,52 @@ func (s *Service) checkPassword(pw, loginID string) error {
 }
 
 // hashPassword returns an argon2id hash in the PHC string format.
-func hashPassword(pw string) string {
-	salt := randomBytes(16)
+func hashPassword(pw string) string { return hashWithSalt(pw, randomBytes(16)) }
+
+// hashWithSalt is hashPassword with a given salt.
+func hashWithSalt(pw string, salt []byte) string {
 	k := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		enc.EncodeToString(salt), enc.EncodeToString(k))
 }
 
-// verifyPassword checks pw against a PHC argon2id hash in constant time.
-func verifyPassword(hash, pw string) bool {
+// phc is a parsed argon2id hash in the PHC string format.
+type phc struct {
+	params    string // everything before the key: the same for hashes of one salt
+	m, t      uint32
+	p         uint8
+	salt, key []byte
+}
+
+func parsePHC(hash string) (phc, bool) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
+		return phc{}, false
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false
+	h := phc{params: strings.Join(parts[:5], "$")}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &h.m, &h.t, &h.p); err != nil {
+		return phc{}, false
 	}
 	enc := base64.RawStdEncoding
-	salt, err1 := enc.DecodeString(parts[4])
-	want, err2 := enc.DecodeString(parts[5])
-	if err1 != nil || err2 != nil {
-		return false
+	var err1, err2 error
+	h.salt, err1 = enc.DecodeString(parts[4])
+	h.key, err2 = enc.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(h.key) == 0 {
+		return phc{}, false
 	}
-	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
+	return h, true
+}
+
+// derive is the argon2id key of pw under h's parameters and salt.
+func (h phc) derive(pw string) []byte {
+	return argon2.IDKey([]byte(pw), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
+}
+
+// verifyPassword checks pw against a PHC argon2id hash in constant time.
+func verifyPassword(hash, pw string) bool {
+	h, ok := parsePHC(hash)
+	return ok && subtle.ConstantTimeCompare(h.derive(pw), h.key) == 1
 }
 
 func randomBytes(n int) []byte {

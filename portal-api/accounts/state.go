@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ type Account struct {
 	PasswordHash                  string
 	PasswordVersion               int  // password changes so far: sessions of an older one have ended
 	FactorVersion                 int  // second factors replaced or turned off so far: likewise
+	LockVersion                   int  // hard locks so far: sessions from before a lock have ended
 	Temporary                     bool // still on the temporary ID and password
 	TempExpires                   time.Time
 	TempUsed                      bool
@@ -53,6 +55,11 @@ type State struct {
 	fulfilled map[string]bool // request IDs already issued
 	resets    map[string]resetToken
 	notices   map[string]notice // event ID → the security notice of that event, until its notice_sent
+	// operatorOrg is the operator's own organisation: the customer of the
+	// first operator account issued. Operator accounts are issued to it
+	// only (the first operator request, `mimamori account request --role
+	// operator`, names it).
+	operatorOrg string
 }
 
 // NewState returns an empty state.
@@ -86,7 +93,10 @@ func (s *State) Apply(e events.Envelope) error {
 		c := s.customers[v.CustomerID]
 		c.name, c.email = v.Name, v.Email
 	case *events.AccountRequested:
-		if !s.fulfilled[v.RequestID] {
+		// An operator account for another customer than the operator's
+		// organisation is never issued (RequestAccount refuses to write
+		// such a request; an older binary did not).
+		if !s.fulfilled[v.RequestID] && s.checkRequestLocked(v.CustomerID, v.Role) == nil {
 			s.requests[v.RequestID] = v
 		}
 	case *events.AccountIssued:
@@ -99,6 +109,14 @@ func (s *State) Apply(e events.Envelope) error {
 		if v.RequestID != "" {
 			s.fulfilled[v.RequestID] = true
 			delete(s.requests, v.RequestID)
+		}
+		if v.Role == events.RoleOperator && s.operatorOrg == "" {
+			s.operatorOrg = v.CustomerID
+			for id, r := range s.requests { // asked for before the first was issued
+				if s.checkRequestLocked(r.CustomerID, r.Role) != nil {
+					delete(s.requests, id)
+				}
+			}
 		}
 	case *events.AccountNoticeSent:
 		delete(s.notices, v.EventID)
@@ -136,14 +154,16 @@ func (s *State) Apply(e events.Envelope) error {
 			a.RecoveryHashes = remove(a.RecoveryHashes, v.RecoveryCodeHash)
 		}
 		// A passed password does not clear the failures of an account
-		// with a second factor: guessing codes must still end in a lock.
-		if v.Step == "second_factor" || a.Factor == "" || a.Factor == events.FactorNone {
+		// with a second factor: guessing codes must still end in a lock. A
+		// passed factor (at a login or a re-authentication) does.
+		if factorMethod(v.Method) || a.Factor == "" || a.Factor == events.FactorNone {
 			a.Failures = 0
 		}
 	case *events.AccountLoginFailed:
 		a.Failures = v.Failures
 	case *events.AccountLocked:
 		a.Locked = true
+		a.LockVersion++
 	case *events.AccountUnlocked:
 		a.Locked, a.Failures = false, 0
 	case *events.AccountSecondFactorChanged:
@@ -369,6 +389,37 @@ func (s *State) Customers() []CustomerInfo {
 	}
 	slices.SortFunc(out, func(a, b CustomerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// OperatorOrganisation is the customer ID of the operator's own
+// organisation, the only customer operator accounts are issued to: the
+// customer of the first operator account issued, "" before that.
+func (s *State) OperatorOrganisation() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.operatorOrg
+}
+
+// checkRequest refuses a request of an account with role for a customer
+// (RequestAccount).
+func (s *State) checkRequest(customerID, role string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.customers[customerID] == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownCustomer, customerID)
+	}
+	if role != events.RoleCustomerAdmin && role != events.RoleOperator {
+		return fmt.Errorf("%w, not %q", ErrRoleInvalid, role)
+	}
+	return s.checkRequestLocked(customerID, role)
+}
+
+// checkRequestLocked is the operator-role rule; the caller holds s.mu.
+func (s *State) checkRequestLocked(customerID, role string) error {
+	if role == events.RoleOperator && s.operatorOrg != "" && customerID != s.operatorOrg {
+		return fmt.Errorf("%w (%s), not %s", ErrOperatorElsewhere, s.operatorOrg, customerID)
+	}
+	return nil
 }
 
 // HasCustomer tells whether a customer is registered.

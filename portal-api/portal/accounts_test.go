@@ -897,38 +897,50 @@ func TestSMSSendsAreThrottled(t *testing.T) {
 	want(t, c.do("POST", "/api/v1/login/second-factor", map[string]string{"code": code}), 200, "")
 }
 
-// A hard lock reached by failures inside a session (a wrong current
-// password, a wrong second-factor code) ends that session: whoever holds
-// it is guessing. One reached by login failures, which anyone who knows
-// the user ID can cause, ends none: it does not log the legitimate user
-// out.
-func TestLockEndsTheSessionThatCausedIt(t *testing.T) {
+// A hard lock ends every session of the account, like a change of its
+// credentials: a lock reached by failed logins from elsewhere ends the
+// sessions the account has, and they stay ended after the unlock; one
+// reached by failures inside a session (a wrong current password) ends
+// that session and every other one too.
+func TestHardLockEndsEverySession(t *testing.T) {
 	e := newEnv(t)
 	mine, pw := e.activeClient("a@lockout.example", "lockout-user")
 	want(t, mine.do("POST", "/api/v1/2fa/decline", map[string]string{}), 200, "")
 	locked := func() bool { a, _ := e.svc.State().ByLogin("lockout-user"); return a.Locked }
+	unlock := func() {
+		t.Helper()
+		acc, _ := e.svc.State().ByLogin("lockout-user")
+		if err := accounts.Unlock(context.Background(), e.prod, acc.CustomerID, acc.ID, "ac_operator", e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return !locked() })
+	}
 
-	for range 10 {
+	for i := range 10 {
 		e.clock.Add(16 * time.Minute)
+		want(t, mine.do("GET", "/api/v1/me", nil), 200, "") // until the lock
 		_, r := e.login("lockout-user", "not the password at all")
 		want(t, r, 401, "invalid_credentials")
-		want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+		if i < 9 && locked() {
+			t.Fatalf("locked after %d failures", i+1)
+		}
 	}
 	if !locked() {
 		t.Fatal("not locked after 10 failed logins")
 	}
-	acc, _ := e.svc.State().ByLogin("lockout-user")
-	if err := accounts.Unlock(context.Background(), e.prod, acc.CustomerID, acc.ID, "operator", e.clock.Now()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return !locked() })
+	held := mine.cookie
+	want(t, mine.do("GET", "/api/v1/me", nil), 401, "login_required")
+	unlock()
+	want(t, (&client{e: e, cookie: held}).do("GET", "/api/v1/me", nil), 401, "login_required")
 
 	stolen, r := e.login("lockout-user", pw)
 	want(t, r, 200, "")
-	held := stolen.cookie
+	other, r := e.login("lockout-user", pw)
+	want(t, r, 200, "")
+	held = stolen.cookie
 	for range 10 {
 		e.clock.Add(16 * time.Minute)
-		want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+		want(t, other.do("GET", "/api/v1/me", nil), 200, "")
 		want(t, stolen.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": "a guess at the password"}), 403, "wrong_password")
 	}
 	if !locked() {
@@ -938,7 +950,11 @@ func TestLockEndsTheSessionThatCausedIt(t *testing.T) {
 		t.Error("the session cookie was not cleared")
 	}
 	want(t, (&client{e: e, cookie: held}).do("GET", "/api/v1/me", nil), 401, "login_required")
-	want(t, mine.do("GET", "/api/v1/me", nil), 200, "")
+	want(t, other.do("GET", "/api/v1/me", nil), 401, "login_required")
+	unlock()
+	e.clock.Add(16 * time.Minute) // the source address's delay after 20 failures
+	_, r = e.login("lockout-user", pw)
+	want(t, r, 200, "")
 }
 
 // enrolTOTP enrols an authenticator app at the first login's choice and
@@ -1020,7 +1036,7 @@ func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
 	// for explicitly.
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", phone), 403, "reauth_required")
 	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 403, "reauth_required")
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw, "code": oldCodes[9]}), 200, "")
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]any{"phone": "+819012345678"}), 409, "second_factor_set")
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", phone), 202, "")
 	// Until the new number is confirmed, the app stands.
@@ -1054,9 +1070,11 @@ func TestSecondFactorReplacedAndTurnedOffFromSettings(t *testing.T) {
 	want(t, l.do("POST", "/api/v1/login/second-factor", map[string]string{"code": e.lastSMS()}), 200, "")
 
 	// Turning it off: the replacement gave the session a new identifier,
-	// which has to enter the password again.
+	// which has to enter the password again, and a code of the factor (an
+	// SMS code sent for it).
 	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 403, "reauth_required")
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate/sms", map[string]string{}), 202, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw, "code": e.lastSMS()}), 200, "")
 	want(t, l.do("GET", "/api/v1/me", nil), 200, "")
 	before = c.cookie
 	r = c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{})
@@ -1115,7 +1133,12 @@ func TestNewRecoveryCodesFromSettings(t *testing.T) {
 	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 403, "reauth_required")
 	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": "not the password"}), 403, "wrong_password")
 	want(t, c.do("POST", "/api/v1/account/recovery-codes", map[string]string{}), 403, "reauth_required")
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw}), 200, "")
+	e.clock.Add(30 * time.Second)
+	appCode, err := totp.GenerateCode(secret, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw, "code": appCode}), 200, "")
 	r := c.do("POST", "/api/v1/account/recovery-codes", map[string]string{})
 	want(t, r, 200, "")
 	newCodes := texts(r.body["recovery_codes"])
@@ -1331,7 +1354,7 @@ func TestSecurityNoticesOfCredentialChanges(t *testing.T) {
 	other, _ := e.login("notice-user", pw2)
 	want(t, other.do("POST", "/api/v1/login/second-factor", map[string]string{"code": codes[0]}), 200, "")
 	e.clock.Add(time.Minute)
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2, "code": codes[1]}), 200, "")
 	r := c.do("POST", "/api/v1/account/recovery-codes", map[string]string{})
 	want(t, r, 200, "")
 	secrets = append(secrets, texts(r.body["recovery_codes"])...)
@@ -1340,7 +1363,11 @@ func TestSecurityNoticesOfCredentialChanges(t *testing.T) {
 
 	// Replacing the app by SMS ends them.
 	e.clock.Add(time.Minute)
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	appCode, err := totp.GenerateCode(secret, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2, "code": appCode}), 200, "")
 	want(t, c.do("POST", "/api/v1/2fa/sms/enrol", map[string]any{"phone": "+819012345678", "replace": true}), 202, "")
 	smsCode := e.lastSMS()
 	secrets = append(secrets, "819012345678", "9012345678", smsCode)
@@ -1358,7 +1385,9 @@ func TestSecurityNoticesOfCredentialChanges(t *testing.T) {
 	secrets = append(secrets, e.lastSMS())
 	want(t, other.do("POST", "/api/v1/login/second-factor", map[string]string{"code": e.lastSMS()}), 200, "")
 	e.clock.Add(time.Minute)
-	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2}), 200, "")
+	want(t, c.do("POST", "/api/v1/account/reauthenticate/sms", map[string]string{}), 202, "")
+	secrets = append(secrets, e.lastSMS())
+	want(t, c.do("POST", "/api/v1/account/reauthenticate", map[string]string{"password": pw2, "code": e.lastSMS()}), 200, "")
 	want(t, c.do("POST", "/api/v1/account/second-factor/disable", map[string]string{}), 200, "")
 	notice(5, "2段階認証がオフにされました / Security notice: two-step verification was turned off",
 		"パスワードだけでログインできる状態です", "the password alone now logs in", "Every other login session")

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,8 +19,9 @@ const SessionCookie = "mimamori_session"
 
 // reauthWindow is how long an active session may start enrolling or
 // replacing a second factor, turn it off or get new recovery codes after
-// its user entered the password again.
-const reauthWindow = 10 * time.Minute
+// its user entered the password again (the accounts owner also wants a
+// code of the current factor for all but enrolling).
+const reauthWindow = accounts.ReauthWindow
 
 // smsPerSession caps the SMS codes one session gets sent (enrolment or
 // login), below the account's own caps (accounts.Config.SMSPerDay): a
@@ -59,6 +59,7 @@ func accountRoutes(r *gin.Engine, d Deps) *authAPI {
 	// The settings of a logged-in user.
 	g.POST("/account/password", a.need(accounts.StageActive), a.changePassword)
 	g.POST("/account/reauthenticate", a.need(accounts.StageActive), a.reauthenticate)
+	g.POST("/account/reauthenticate/sms", a.need(accounts.StageActive), a.sendReauthSMS)
 	g.GET("/account/second-factor", a.need(accounts.StageActive), a.secondFactorState)
 	g.POST("/account/second-factor/disable", a.need(accounts.StageActive), a.reauthenticated, a.disableFactor)
 	g.POST("/account/recovery-codes", a.need(accounts.StageActive), a.reauthenticated, a.newRecoveryCodes)
@@ -427,25 +428,57 @@ func (a *authAPI) soleSession(c *gin.Context, id string, p accounts.Principal) {
 	a.setCookie(c, nid)
 }
 
-// reauthenticate checks the password again and lets the session change
-// its 2-step verification for reauthWindow: start enrolling or replacing a
-// factor, turn it off, get new recovery codes.
+// reauthenticate checks the password again, and with code the current
+// second factor too, and lets the session change its 2-step verification
+// for reauthWindow: start enrolling a factor with the password alone;
+// replace it, turn it off or get new recovery codes with both. The session
+// goes on under a new identifier: the one a re-authentication raised is
+// never one that was seen before it.
 func (a *authAPI) reauthenticate(c *gin.Context) {
 	var req struct {
 		Password string `json:"password"`
+		Code     string `json:"code"`
 	}
 	if !bind(c, &req) {
 		return
 	}
 	id, se := current(c)
-	if err := a.svc.Reauthenticate(c.Request.Context(), se.p, req.Password, c.ClientIP()); err != nil {
+	p, err := a.svc.Reauthenticate(c.Request.Context(), se.p, req.Password, req.Code, c.ClientIP())
+	if err != nil {
 		a.endIfItLocked(c, id, err)
+		if errors.Is(err, accounts.ErrInvalidCode) { // like a wrong password: 401 means the session is gone
+			writeAPIError(c, http.StatusForbidden, "invalid_code")
+			return
+		}
 		a.fail(c, err)
 		return
 	}
 	until := a.ss.cfg.Now().Add(reauthWindow)
-	a.ss.update(id, func(s *session) { s.reauthUntil = until })
-	c.JSON(http.StatusOK, gin.H{"status": "reauthenticated", "reauthenticated_until": until.UTC()})
+	nid := a.ss.reissue(id, p, func(s *session) { s.reauthUntil = until })
+	if nid == "" { // ended by another request (a logout) meanwhile
+		a.clearCookie(c)
+		writeAPIError(c, http.StatusUnauthorized, "login_required")
+		return
+	}
+	a.setCookie(c, nid)
+	c.JSON(http.StatusOK, gin.H{"status": "reauthenticated", "reauthenticated_until": until.UTC(),
+		"second_factor_checked": req.Code != ""})
+}
+
+// sendReauthSMS sends the code of an SMS factor for a re-authentication,
+// within the session's cap of codes.
+func (a *authAPI) sendReauthSMS(c *gin.Context) {
+	id, se := current(c)
+	if se.smsSent >= smsPerSession {
+		writeAPIMessage(c, http.StatusTooManyRequests, "throttled", "sms_session_limit")
+		return
+	}
+	if err := a.svc.SendReauthSMS(c.Request.Context(), se.p); err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.ss.update(id, func(s *session) { s.smsSent++ })
+	c.JSON(http.StatusAccepted, gin.H{"status": "code_sent"})
 }
 
 // secondFactorState is the account's 2-step verification as the settings
@@ -539,6 +572,9 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 		{accounts.ErrNoSecondFactor, http.StatusConflict, "no_second_factor"},
 		{accounts.ErrNotOwner, http.StatusServiceUnavailable, "accounts_moved"},
 		{accounts.ErrSessionEnded, http.StatusUnauthorized, "login_required"},
+		{accounts.ErrOperatorNeedsFactor, http.StatusForbidden, "operator_needs_second_factor"},
+		{accounts.ErrFactorCodeRequired, http.StatusForbidden, "second_factor_code_required"},
+		{accounts.ErrOwnAccount, http.StatusForbidden, "own_account"},
 	}
 	for _, m := range codes {
 		if errors.Is(err, m.err) {
@@ -578,6 +614,12 @@ var messages = map[string][2]string{
 	"operator_only":       {"この操作は運用担当者のみ実行できます。", "Only operators may do this."},
 	"bad_request":         {"リクエストの形式が正しくありません。", "The request is malformed."},
 	"unavailable":         {"一時的に処理できません。しばらくしてから再度お試しください。", "Temporarily unavailable; try again shortly."},
+
+	// 2-step verification of operators and re-authentication with the factor.
+	"second_factor_code_required": {"続けるには、パスワードと、現在の2段階認証のコード（認証アプリ・SMS・リカバリーコード）をもう一度入力してください。",
+		"Enter your password and a code of your current two-step verification (app, SMS or recovery code) again to continue."},
+	"operator_needs_second_factor": {"運用担当者のアカウントでは2段階認証をオフにできません。", "Operator accounts must keep two-step verification."},
+	"own_account":                  {"自分のアカウントのロックは解除できません。ほかの運用担当者に依頼してください。", "You cannot unlock your own account; ask another operator."},
 }
 
 func writeAPIError(c *gin.Context, status int, code string) {

@@ -526,7 +526,7 @@ func TestTenantIsolation(t *testing.T) {
 		"/api/v1/login/second-factor/sms": true, "/api/v1/2fa/totp/enrol": true, "/api/v1/2fa/totp/confirm": true,
 		"/api/v1/2fa/sms/enrol": true, "/api/v1/2fa/sms/verify": true, "/api/v1/2fa/decline": true, "/api/v1/logout": true,
 		"/api/v1/password-reset": true, "/api/v1/password-reset/confirm": true,
-		"/api/v1/account/password": true, "/api/v1/account/reauthenticate": true,
+		"/api/v1/account/password": true, "/api/v1/account/reauthenticate": true, "/api/v1/account/reauthenticate/sms": true,
 		"/api/v1/account/second-factor/disable": true, "/api/v1/account/recovery-codes": true}
 	// The object of a route with an ID is one of B's: the alert, or the
 	// notice addressed to B alone.

@@ -83,12 +83,20 @@ func (o *opAPI) audit(c *gin.Context) {
 }
 
 // operatorOnly admits sessions whose account has the operator role, both
-// when it logged in and now.
+// when it logged in and now, and is of the operator's own organisation.
+// An operator account without a second factor (one that declined it
+// before operators could not) is refused until it sets one up: its next
+// login asks for that.
 func (o *opAPI) operatorOnly(c *gin.Context) {
 	_, se := current(c)
-	acc, ok := o.a.svc.State().Account(se.p.AccountID)
-	if se.p.Role != events.RoleOperator || !ok || acc.Role != events.RoleOperator {
+	st := o.a.svc.State()
+	acc, ok := st.Account(se.p.AccountID)
+	if se.p.Role != events.RoleOperator || !ok || acc.Role != events.RoleOperator || acc.CustomerID != st.OperatorOrganisation() {
 		writeAPIError(c, http.StatusForbidden, "operator_only")
+		return
+	}
+	if acc.Factor != events.FactorTOTP && acc.Factor != events.FactorSMS {
+		writeAPIError(c, http.StatusForbidden, "operator_needs_second_factor")
 		return
 	}
 	c.Next()
@@ -185,25 +193,26 @@ func (o *opAPI) requestAccount(c *gin.Context) {
 		req.Role = events.RoleCustomerAdmin
 	}
 	cust, op := c.Param("customer"), operatorOf(c)
-	if req.Role != events.RoleCustomerAdmin && req.Role != events.RoleOperator {
+	// An operator account sees every customer: the accounts owner issues
+	// it to the operator's own organisation only.
+	id, err := accounts.RequestAccount(c.Request.Context(), o.deps.Accounts.Publisher(), o.a.svc.State(), cust, req.Role,
+		op.AccountID, o.dash.st.Now())
+	switch {
+	case errors.Is(err, accounts.ErrRoleInvalid):
 		badParam(c, "role", "want customer_admin or operator")
 		return
-	}
-	// An operator account sees every customer: it is only ever issued to
-	// the operator's own organisation.
-	if req.Role == events.RoleOperator && cust != op.CustomerID {
+	case errors.Is(err, accounts.ErrOperatorElsewhere):
 		badParam(c, "role", "operator accounts belong to the operator's own organisation only")
 		return
-	}
-	id, err := accounts.RequestAccount(c.Request.Context(), o.deps.Accounts.Publisher(), cust, req.Role, op.AccountID, o.dash.st.Now())
-	if err != nil {
+	case err != nil:
 		o.a.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"customer_id": cust, "request_id": id, "status": "requested"})
 }
 
-// unlock lifts a hard lock (as `mimamori account unlock`).
+// unlock lifts a hard lock (as `mimamori account unlock`); never the
+// operator's own (403 own_account).
 func (o *opAPI) unlock(c *gin.Context) {
 	cust := c.Param("customer")
 	acc, ok := o.a.svc.State().Account(c.Param("account"))

@@ -61,11 +61,16 @@ func sessionKey(id string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// create starts a session and returns its new identifier.
-func (s *sessions) create(p accounts.Principal) string {
+// newID is a fresh session identifier: 256 random bits.
+func newID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	id := base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// create starts a session and returns its new identifier.
+func (s *sessions) create(p accounts.Principal) string {
+	id := newID()
 	now := s.cfg.Now()
 	s.mu.Lock()
 	s.m[sessionKey(id)] = &session{p: p, created: now, lastSeen: now}
@@ -85,6 +90,24 @@ func (s *sessions) rotate(oldID string, p accounts.Principal) string {
 		s.m[sessionKey(id)].created = old.created
 		s.mu.Unlock()
 	}
+	return id
+}
+
+// reissue moves a session to a new identifier with principal p and
+// returns it, keeping the rest of it (its start, its enrolment, its count
+// of codes) with f applied; the old identifier ends. "" if it has ended.
+func (s *sessions) reissue(oldID string, p accounts.Principal, f func(*session)) string {
+	id := newID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se := s.m[sessionKey(oldID)]
+	if se == nil {
+		return ""
+	}
+	delete(s.m, sessionKey(oldID))
+	se.p = p
+	f(se)
+	s.m[sessionKey(id)] = se
 	return id
 }
 

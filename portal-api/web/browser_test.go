@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 	"github.com/segmentio/ksuid"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/events"
@@ -187,6 +188,20 @@ func (s *stack) smsCode(t *testing.T, n int) string {
 	}
 	t.Fatalf("no text message %d on the mailbox page", n)
 	return ""
+}
+
+// accountState reads the accounts topic to its end, as `mimamori account`
+// does before it requests an account.
+func (s *stack) accountState(t *testing.T) *accounts.State {
+	t.Helper()
+	st := accounts.NewState()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eventlog.ReadToEnd(ctx, s.p.Kafka, []string{s.p.Kafka.Topic(events.TopicAccounts)}, nil,
+		func(_ *kgo.Record, e events.Envelope) { _ = st.Apply(e) }); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // tempCredentials reads the temporary credentials of a mail to email: the
@@ -504,7 +519,7 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.tempCredentials(t, opsEmail, 0) // its administrator's account comes first
-	if _, err := accounts.RequestAccount(ctx, s.prod, ops, events.RoleOperator, "bootstrap", time.Now()); err != nil {
+	if _, err := accounts.RequestAccount(ctx, s.prod, s.accountState(t), ops, events.RoleOperator, "bootstrap", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	opID, opPW := s.tempCredentials(t, opsEmail, 1)
@@ -605,8 +620,18 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 	b.do("English", click("#lang"), chromedp.WaitReady(chromedp.CSS(`html[lang="en"]`)), visible("#login-form"))
 	b.do("operator's first login", fill("#login-id", opID), fill("#password", opPW), click("#login-submit"), visible("#change-form"))
 	b.do("operator's ID and password", fill("#new-login-id", "ops-operator"), fill("#new-password", opPW2), fill("#new-password2", opPW2),
-		click("#change-submit"), visible("#decline"))
-	b.do("the customers", click("#decline"), visible("#customer-table"), visible("#nav-customers"))
+		click("#change-submit"), visible("#choose-totp"), visible("#factor-required"))
+	if eval[bool](b, `!!document.getElementById("decline")`) {
+		t.Error("an operator is offered to go without 2-step verification")
+	}
+	b.shot("17a-operator-choose-factor-en")
+	b.do("the operator's app", click("#choose-totp"), visible("#totp-qr"))
+	opCode, err := totp.GenerateCode(strings.TrimSpace(b.text("#totp-secret")), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("confirm the operator's app", fill("#code", opCode), click("#totp-submit"), visible("#recovery-codes"))
+	b.do("the customers", click("#continue"), visible("#customer-table"), visible("#nav-customers"))
 	row := `#customer-table tr[data-customer="` + cust + `"]`
 	if at, got := b.where(), b.text(row+" th"); at != "/operator" || got != "株式会社リセット" {
 		t.Errorf("operator's landing: at %s, customer %q", at, got)
@@ -759,7 +784,10 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 	if got := b.text("#reauth-hint"); !strings.Contains(got, "使えなくなります") {
 		t.Errorf("the hint before new recovery codes: %q", got)
 	}
-	b.do("the password again", fill("#reauth-password", pw3+"\r"), visible("#recovery-codes"), visible("#recovery-old-void"))
+	// A code of the current factor too: one of the recovery codes (the app's
+	// next code is a step away yet).
+	b.do("the password and a code again", fill("#reauth-code", firstCodes[2]), fill("#reauth-password", pw3+"\r"), visible("#recovery-codes"),
+		visible("#recovery-old-void"))
 	newCodes := eval[[]string](b, listed)
 	if len(newCodes) != 10 || newCodes[0] == firstCodes[0] {
 		t.Fatalf("new recovery codes %v, the first ones %v", newCodes, firstCodes)
@@ -777,7 +805,7 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 	b.do("the codes left", chromedp.Navigate(base+"/settings"), visible(`#codes-left[data-left="9"]`))
 	b.shot("30b-settings-codes-left")
 
-	b.do("replace the app", click("#factor-replace"), visible("#reauth-form"), fill("#reauth-password", pw3+"\r"),
+	b.do("replace the app", click("#factor-replace"), visible("#reauth-form"), fill("#reauth-code", newCodes[1]), fill("#reauth-password", pw3+"\r"),
 		visible("#replace-hint"), visible("#choose-sms"), visible("#enrol-cancel"))
 	if got := b.text("#page-title"); got != "2段階認証の変更" {
 		t.Errorf("replacing is titled %q", got)
@@ -804,7 +832,9 @@ func TestBrowserResetDeclineOperator(t *testing.T) {
 		t.Errorf("the focus is on #%s, want the password field", got)
 	}
 	b.shot("30e-settings-turn-off-warning")
-	b.do("the password, and off", fill("#reauth-password", pw3), click("#reauth-submit"), visible("#factor-off-done"),
+	b.do("a code by SMS for it", click("#reauth-send-sms"), until(status("reauth-error")+` !== ""`))
+	b.do("the password and the code, and off", fill("#reauth-code", s.smsCode(t, 3)), fill("#reauth-password", pw3), click("#reauth-submit"),
+		visible("#factor-off-done"),
 		visible(`#factor-state[data-factor="none"]`), visible("#factor-start"))
 	if eval[bool](b, `!!document.getElementById("codes-left")`) {
 		t.Error("recovery codes are counted with 2-step verification off")

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,7 +26,7 @@ func cmdAccount(ctx context.Context, e *env, args []string) error {
 	customer := e.flags.String("customer", "", "customer ID (cu_…)")
 	account := e.flags.String("account", "", "account ID (ac_…, unlock)")
 	role := e.flags.String("role", events.RoleCustomerAdmin, "role of the new account (request)")
-	by := e.flags.String("by", "operator", "operator name recorded in the event")
+	by := e.flags.String("by", "", "deprecated: the actor recorded is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused")
 	if _, err := e.parse(args[1:]); err != nil {
 		return err
 	}
@@ -34,35 +36,54 @@ func cmdAccount(ctx context.Context, e *env, args []string) error {
 	if *customer == "" || (sub == "unlock" && *account == "") {
 		return usageError{"account " + sub + ": --customer (and --account for unlock) are required"}
 	}
+	actor, err := e.actor(*by)
+	if err != nil {
+		return err
+	}
 	p, err := e.producer()
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	if sub == "unlock" {
-		if err := accounts.Unlock(ctx, p, *customer, *account, *by, time.Now()); err != nil {
+		if err := accounts.Unlock(ctx, p, *customer, *account, actor, time.Now()); err != nil {
 			return err
 		}
-		return e.printJSON(map[string]string{"customer_id": *customer, "account_id": *account, "status": "unlocked"})
+		return e.printJSON(map[string]string{"customer_id": *customer, "account_id": *account, "status": "unlocked", "unlocked_by": actor})
 	}
-	id, err := accounts.RequestAccount(ctx, p, *customer, *role, *by, time.Now())
+	// The owner decides what it issues; reading the accounts first refuses
+	// a request it would not fulfil before anything is written.
+	st, err := readAccounts(ctx, e)
 	if err != nil {
 		return err
 	}
-	return e.printJSON(map[string]string{"customer_id": *customer, "request_id": id,
+	id, err := accounts.RequestAccount(ctx, p, st, *customer, *role, actor, time.Now())
+	if errors.Is(err, accounts.ErrUnknownCustomer) || errors.Is(err, accounts.ErrRoleInvalid) || errors.Is(err, accounts.ErrOperatorElsewhere) {
+		return fmt.Errorf("account request: %w; nothing was written", err)
+	}
+	if err != nil {
+		return err
+	}
+	return e.printJSON(map[string]string{"customer_id": *customer, "request_id": id, "requested_by": actor,
 		"status": "requested; the temporary credentials are mailed to the customer's registered address"})
 }
 
-func listAccounts(ctx context.Context, e *env, customer string) error {
+// readAccounts reads the accounts topic to its end, as the owner holds it.
+func readAccounts(ctx context.Context, e *env) (*accounts.State, error) {
 	kcfg, err := platform.KafkaFor(e.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st := accounts.NewState()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
 	err = eventlog.ReadToEnd(wctx, kcfg, []string{kcfg.Topic(events.TopicAccounts)}, e.log,
 		func(_ *kgo.Record, ev events.Envelope) { _ = st.Apply(ev) })
-	wcancel()
+	return st, err
+}
+
+func listAccounts(ctx context.Context, e *env, customer string) error {
+	st, err := readAccounts(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/user"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
@@ -191,31 +190,27 @@ func cmdDeviceCredential(ctx context.Context, e *env, args []string) error {
 func cmdDeviceReboot(ctx context.Context, e *env, args []string) error {
 	device := e.flags.String("device", "", "device ID dv_… (required)")
 	reason := e.flags.String("reason", "requested by operator", "reason recorded with the request")
-	by := e.flags.String("by", operatorName(), "who asks (recorded as requested_by)")
+	by := e.flags.String("by", "", "deprecated: the actor recorded as requested_by is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused")
 	if _, err := e.parse(args); err != nil {
 		return err
 	}
 	if *device == "" {
 		return usageError{"device reboot: --device is required"}
 	}
+	actor, err := e.actor(*by)
+	if err != nil {
+		return err
+	}
 	p, err := e.producer()
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	id, err := registry.RequestReboot(ctx, p, *device, *by, *reason, time.Now())
+	id, err := registry.RequestReboot(ctx, p, *device, actor, *reason, time.Now())
 	if err != nil {
 		return err
 	}
-	return e.printJSON(map[string]string{"device_id": *device, "request_id": id, "status": "requested"})
-}
-
-// operatorName is the default requested_by: the login name, or "operator".
-func operatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return "operator"
+	return e.printJSON(map[string]string{"device_id": *device, "request_id": id, "status": "requested", "requested_by": actor})
 }
 
 func cmdMigrate(ctx context.Context, e *env, args []string) error {

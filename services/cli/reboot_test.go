@@ -100,7 +100,7 @@ func TestDeviceRebootEndsTheAgent(t *testing.T) {
 	if _, err := run(ctx, "device", "reboot", "--device", "cu_nope"); err == nil {
 		t.Fatal("device reboot of a malformed device ID succeeded")
 	}
-	out, err := run(ctx, "device", "reboot", "--device", dev.DeviceID, "--reason", "resolver stuck", "--by", "ops@mimamori")
+	out, err := run(ctx, "device", "reboot", "--device", dev.DeviceID, "--reason", "resolver stuck")
 	if err != nil {
 		t.Fatal(err, out)
 	}

@@ -304,6 +304,12 @@
         h("div", { class: "decline" }, h("button", { type: "button", id: "enrol-cancel", class: "linkish", onclick: function () { go("/settings"); } }, t("cancel")))));
       return;
     }
+    if (me.second_factor_required) {
+      // Operators may not decline it: no "not now" to offer.
+      main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")),
+        h("p", { class: "hint", id: "factor-required" }, t("factorRequiredHint")), choices));
+      return;
+    }
     main.appendChild(h("div", { class: "card narrow" }, h("p", {}, t("chooseHint")), choices,
       // Declining is allowed but not encouraged: a quiet link-like
       // button below the two choices, with the risk stated next to it.
@@ -771,7 +777,7 @@
   // factorSection shows the account's 2-step verification, the recovery
   // codes left and the changes it may make.
   function factorSection(fs, st) {
-    var factor = st.second_factor, reauth = reauthForm();
+    var factor = st.second_factor, reauth = reauthForm(factor);
     function opens(id, cls, key, action) {
       var b = h("button", { type: "button", id: id, class: cls, onclick: function () { reauth.open(b, action); } }, t(key));
       return b;
@@ -787,10 +793,14 @@
     var left = st.recovery_codes_left || 0;
     fs.appendChild(h("p", { id: "codes-left", "data-left": String(left) }, t("codesLeft", { n: left }),
       left <= 3 ? [" ", h("strong", { class: "warn", id: "codes-few" }, t("codesFew"))] : null));
+    // Each of these needs a code of the current factor besides the password
+    // (factor); operators cannot turn it off, so it is not offered.
     fs.appendChild(h("div", { class: "actions", id: "factor-actions" },
-      opens("factor-replace", null, "factorReplace", { hint: "replaceHint", submit: "reauthSubmit", run: enrol(true) }),
-      opens("codes-new", "secondary", "codesNew", { hint: "codesReauthHint", submit: "codesSubmit", run: newCodes }),
-      opens("factor-off", "secondary danger", "factorOffButton", { warn: "factorOffWarning", submit: "factorOffSubmit", danger: true, run: turnOff })));
+      opens("factor-replace", null, "factorReplace", { hint: "replaceHint", submit: "reauthSubmit", factor: true, run: enrol(true) }),
+      opens("codes-new", "secondary", "codesNew", { hint: "codesReauthHint", submit: "codesSubmit", factor: true, run: newCodes }),
+      me.second_factor_required ? null :
+        opens("factor-off", "secondary danger", "factorOffButton", { warn: "factorOffWarning", submit: "factorOffSubmit", danger: true, factor: true, run: turnOff })));
+    if (me.second_factor_required) fs.appendChild(h("p", { class: "hint", id: "factor-required" }, t("factorRequiredHint")));
     fs.appendChild(reauth.form);
   }
   function enrol(replace) {
@@ -821,28 +831,39 @@
   // reauthForm asks for the password again before a change of 2-step
   // verification (the API admits such changes for 10 minutes after it): a
   // session left open is not enough to put someone else's phone on the
-  // account or to turn the protection off. One form serves every change of
-  // the section; open says which, with its hint or warning and its button.
-  function reauthForm() {
+  // account or to turn the protection off. Turning it off, replacing it and
+  // new recovery codes (an action with factor) also need a code of the
+  // current factor (factor: "totp" or "sms", which can send one). One form
+  // serves every change of the section; open says which, with its hint or
+  // warning and its button.
+  function reauthForm(factor) {
     var action = null, opener = null;
     var warn = h("p", { id: "reauth-warning", class: "warning", hidden: true });
     var hint = h("p", { class: "hint", id: "reauth-hint" });
     var submit = h("button", { type: "submit", id: "reauth-submit" });
     var input = h("input", { name: "reauth-password", type: "password", autocomplete: "current-password", required: true });
+    var code = h("input", { name: "reauth-code", autocomplete: "one-time-code", inputmode: "text", autocapitalize: "none", spellcheck: "false" });
+    var codeField = field("reauth-code", "reauthCode", code, "reauthCodeHint");
+    var sendSMS = factor === "sms" ? h("button", { type: "button", class: "secondary", id: "reauth-send-sms", onclick: function () {
+      api("POST", "/api/v1/account/reauthenticate/sms", {}).then(function (r) { showError(f, r.ok ? t("codeSent") : errText(r)); });
+    } }, t("reauthSendSMS")) : null;
     var f = formOf("", "reauth-form", function (f) {
-      var pw = input.value;
+      var pw = input.value, c = code.value.trim();
       showError(f, "");
       if (!pw) { showError(f, t("passwordRequired")); return input.focus(); }
-      return api("POST", "/api/v1/account/reauthenticate", { password: pw }).then(function (r) {
+      if (action.factor && !c) { showError(f, t("codeRequired")); return code.focus(); }
+      return api("POST", "/api/v1/account/reauthenticate", action.factor ? { password: pw, code: c } : { password: pw }).then(function (r) {
         if (r.status === 401) { me = null; return go("/login", true); }
         if (!r.ok) return showError(f, r);
         input.value = "";
+        code.value = "";
         return action.run(f);
       });
-    }, [warn, hint, field("reauth-password", "currentPassword", input), errorBox("reauth-error"),
-      h("div", { class: "actions" }, submit, h("button", { type: "button", class: "secondary", id: "reauth-cancel", onclick: function () {
+    }, [warn, hint, field("reauth-password", "currentPassword", input), codeField, errorBox("reauth-error"),
+      h("div", { class: "actions" }, submit, sendSMS, h("button", { type: "button", class: "secondary", id: "reauth-cancel", onclick: function () {
         f.hidden = true;
         input.value = "";
+        code.value = "";
         showError(f, "");
         opener.parentNode.hidden = false;
         opener.focus();
@@ -855,7 +876,10 @@
         opener = button;
         warn.hidden = !a.warn;
         warn.textContent = a.warn ? t(a.warn) : "";
-        hint.textContent = t(a.hint || "reauthHint") + (a.hint ? " " + t("reauthHint") : "");
+        codeField.hidden = !a.factor;
+        if (sendSMS) sendSMS.hidden = !a.factor;
+        var again = a.factor ? "reauthFactorHint" : "reauthHint";
+        hint.textContent = t(a.hint || again) + (a.hint ? " " + t(again) : "");
         input.setAttribute("aria-describedby", a.warn ? "reauth-warning reauth-hint" : "reauth-hint");
         submit.textContent = t(a.submit);
         submit.className = a.danger ? "danger" : "";

@@ -128,7 +128,12 @@ window.MIMAMORI_TEXT = {
     stHint_silent: "機器は動作していますが、通信を検査していません。配線が変更されていないかご確認ください。",
     stHint_unknown: "まだ状態がわかりません。",
     noticeTitle: "お知らせの詳細", backToNotices: "お知らせ一覧へ戻る",
-    noticeNotFound: "このお知らせはみつかりませんでした。掲載が終了したか、お客様あてではない可能性があります。"
+    noticeNotFound: "このお知らせはみつかりませんでした。掲載が終了したか、お客様あてではない可能性があります。",
+    // the current factor again, before it is turned off or replaced; operators
+    reauthCode: "現在の2段階認証のコード", reauthCodeHint: "認証アプリのコード、SMSで届いたコード、またはリカバリーコード",
+    reauthFactorHint: "本人確認のため、現在のパスワードと、今お使いの2段階認証のコードを入力してください。",
+    reauthSendSMS: "SMSでコードを送る", codeRequired: "コードを入力してください。",
+    factorRequiredHint: "運用担当者のアカウントでは2段階認証が必須です。オフにすることはできません。"
   },
   en: {
     title: "mimamori", skip: "Skip to content", menu: "Main menu", loading: "Loading…", switchLang: "日本語", logout: "Log out",
@@ -257,6 +262,11 @@ window.MIMAMORI_TEXT = {
     stHint_silent: "It is on but inspects no traffic. Check that its cables were not moved.",
     stHint_unknown: "Its status is not known yet.",
     noticeTitle: "Notice", backToNotices: "Back to the notices",
-    noticeNotFound: "This notice was not found: it was withdrawn, or it is not for you."
+    noticeNotFound: "This notice was not found: it was withdrawn, or it is not for you.",
+    // the current factor again, before it is turned off or replaced; operators
+    reauthCode: "Code of your current two-step verification", reauthCodeHint: "A code of your authenticator app, the code of an SMS, or a recovery code",
+    reauthFactorHint: "To confirm it is you, enter your current password and a code of your current two-step verification.",
+    reauthSendSMS: "Send me a code by SMS", codeRequired: "Enter the code.",
+    factorRequiredHint: "Operator accounts must use two-step verification: it cannot be turned off."
   }
 };

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Handler applies a batch of records. It must be idempotent: after a crash
@@ -28,8 +30,19 @@ type ConsumerConfig struct {
 	// dynamic member's replacement waits for the dead session to expire.
 	// Each replica needs its own stable ID.
 	InstanceID string
+	// Unfinished, when set, is for a handler whose side effects outlive
+	// its batch (the notifier's retries): it returns, per topic and
+	// partition, the offset of the oldest record whose work is not done.
+	// Offsets are committed no further than that, and again every
+	// second while nothing new arrives, as that work finishes; a restart
+	// or a new owner reads those records again.
+	Unfinished func() map[string]map[int32]int64
 	Logger     *slog.Logger
 }
+
+// idleCommit is how often a consumer with Unfinished commits while no
+// records arrive.
+const idleCommit = time.Second
 
 // Consumer reads topics as a member of a consumer group, hands batches to
 // a handler and commits offsets only after the handler succeeded. A failing
@@ -98,12 +111,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.cl.Close()
 	log := c.cfg.Logger.With("group", c.cfg.Group)
 	for {
-		fetches := c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+		fetches := c.poll(ctx)
 		if fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				log.Warn("fetch failed", "topic", t, "partition", p, "err", err)
 			}
 		})
@@ -111,6 +124,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err := c.handle(ctx, recs, log); err != nil {
 				c.cl.AllowRebalance()
 				return err
+			}
+		} else if c.cfg.Unfinished != nil && ctx.Err() == nil {
+			// Rebalances are blocked until AllowRebalance: the
+			// partitions committed are still ours.
+			if err := c.commit(ctx, nil); err != nil {
+				log.Warn("offset commit failed", "err", err)
 			}
 		}
 		c.cl.AllowRebalance()
@@ -146,12 +165,67 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Log
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	if err := c.cl.CommitRecords(hctx, recs...); err != nil {
+	if err := c.commit(hctx, recs); err != nil {
 		// The side effect happened; the next owner re-applies the batch,
 		// which the idempotent handler absorbs.
 		log.Warn("offset commit failed", "err", err)
 	}
 	return nil
+}
+
+// poll waits for records; with Unfinished, at most idleCommit.
+func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
+	if c.cfg.Unfinished == nil {
+		return c.cl.PollRecords(ctx, c.cfg.MaxBatch)
+	}
+	pctx, cancel := context.WithTimeout(ctx, idleCommit)
+	defer cancel()
+	return c.cl.PollRecords(pctx, c.cfg.MaxBatch)
+}
+
+// commit commits the records handled. With Unfinished, it commits every
+// partition polled so far up to its oldest unfinished record instead.
+func (c *Consumer) commit(ctx context.Context, recs []*kgo.Record) error {
+	if c.cfg.Unfinished == nil {
+		return c.cl.CommitRecords(ctx, recs...)
+	}
+	held := c.cfg.Unfinished()
+	committed := c.cl.CommittedOffsets()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range c.cl.UncommittedOffsets() {
+		for p, head := range ps {
+			at := head
+			if o, ok := held[t][p]; ok && o < at.Offset {
+				at = kgo.EpochOffset{Epoch: -1, Offset: o}
+			}
+			if prev, ok := committed[t][p]; ok && at.Offset <= prev.Offset {
+				continue
+			}
+			if offsets[t] == nil {
+				offsets[t] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[t][p] = at
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var rerr error
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					rerr = err
+					return
+				}
+			}
+		}
+	})
+	return rerr
 }
 
 // flushContext is not cancelled when parent is; once parent ends, it ends

@@ -141,6 +141,106 @@ func TestConsumerCommitsAfterSideEffect(t *testing.T) {
 	}
 }
 
+// A handler whose work outlives its batch holds the commit back at the
+// oldest unfinished record; once that work is done the offsets move on
+// while nothing new arrives.
+func TestConsumerHoldsCommitsAtUnfinishedWork(t *testing.T) {
+	_, cfg := newBroker(t, "")
+	p, _ := eventlog.NewProducer(cfg)
+	defer p.Close()
+	ctx := context.Background()
+	topic := cfg.Topic(events.TopicAlerts)
+	var envs []events.Envelope
+	for range 3 {
+		envs = append(envs, alertEnvelope(t, "dv_same")) // one key: one partition
+	}
+	if err := p.Publish(ctx, envs...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held *kgo.Record // the first record, still being worked on
+	handled := 0
+	c, err := eventlog.NewConsumer(cfg, eventlog.ConsumerConfig{Group: "held", Topics: []string{topic},
+		Unfinished: func() map[string]map[int32]int64 {
+			mu.Lock()
+			defer mu.Unlock()
+			if held == nil {
+				return nil
+			}
+			return map[string]map[int32]int64{held.Topic: {held.Partition: held.Offset}}
+		}},
+		func(_ context.Context, recs []*kgo.Record) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if handled == 0 {
+				held = recs[0]
+			}
+			handled += len(recs)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	defer func() { cancel(); <-done }()
+	adm := kadm.NewClient(p.Client())
+	var part int32
+	committed := func() int64 {
+		os, err := adm.FetchOffsets(ctx, "held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, ok := os.Lookup(topic, part)
+		if !ok {
+			return -1
+		}
+		return o.At
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	waitHandled := func(want int) {
+		t.Helper()
+		for {
+			mu.Lock()
+			n := handled
+			mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handled %d of %d records", n, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitHandled(len(envs))
+	// Two more batches: the first one's commit is done before the second
+	// is handled.
+	for range 2 {
+		envs = append(envs, alertEnvelope(t, "dv_same"))
+		if err := p.Publish(ctx, envs[len(envs)-1]); err != nil {
+			t.Fatal(err)
+		}
+		waitHandled(len(envs))
+	}
+	mu.Lock()
+	part, start := held.Partition, held.Offset
+	mu.Unlock()
+	if got := committed(); got != start {
+		t.Fatalf("committed %d while the record at %d is unfinished, want %d", got, start, start)
+	}
+	mu.Lock()
+	held = nil
+	mu.Unlock()
+	for committed() != start+int64(len(envs)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed %d after the work was done, want %d", committed(), start+int64(len(envs)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestTailCatchesUp(t *testing.T) {
 	_, cfg := newBroker(t, "")
 	p, _ := eventlog.NewProducer(cfg)

@@ -99,7 +99,8 @@ func (a *App) notifier() error {
 		return err
 	}
 	n, err := notifier.New(notifier.Config{PortalURL: portalURL, RepeatWindow: cfg.NotifyRepeatWindow,
-		HourlyCap: cfg.NotifyHourlyCap, WebhookKey: key, InstanceID: cfg.InstanceID}, a.p.Kafka, prod, mailer, log, a.reg)
+		HourlyCap: cfg.NotifyHourlyCap, WebhookKey: key, InstanceID: cfg.InstanceID, WebhookTimeout: cfg.NotifyWebhookTimeout,
+		WebhookGiveUp: cfg.NotifyWebhookGiveUp, MailGiveUp: cfg.NotifyMailGiveUp}, a.p.Kafka, prod, mailer, log, a.reg)
 	if err != nil {
 		prod.Close()
 		closeBox()

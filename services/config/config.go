@@ -76,6 +76,11 @@ type Config struct {
 	WatchdogDebounce   time.Duration
 	WatchdogSilence    time.Duration
 
+	// Retries of one notification (issue 10).
+	NotifyWebhookTimeout time.Duration
+	NotifyWebhookGiveUp  time.Duration
+	NotifyMailGiveUp     time.Duration
+
 	// SMS codes of the portal's 2-step verification (issue 4).
 	SMSGatewayURL   string // empty: the embedded SMS sink
 	SMSGatewayToken string
@@ -176,6 +181,9 @@ func settings() []setting {
 	thrSet, thrGet := duration(func(c *Config) *time.Duration { return &c.WatchdogThreshold })
 	debSet, debGet := duration(func(c *Config) *time.Duration { return &c.WatchdogDebounce })
 	silSet, silGet := duration(func(c *Config) *time.Duration { return &c.WatchdogSilence })
+	hookSet, hookGet := duration(func(c *Config) *time.Duration { return &c.NotifyWebhookTimeout })
+	hookUpSet, hookUpGet := duration(func(c *Config) *time.Duration { return &c.NotifyWebhookGiveUp })
+	mailUpSet, mailUpGet := duration(func(c *Config) *time.Duration { return &c.NotifyMailGiveUp })
 	return []setting{
 		s("data-dir", "MIMAMORI_DATA_DIR", "data", "folder for the embedded broker, ClickHouse, certificates and endpoints.json", func(c *Config) *string { return &c.DataDir }),
 
@@ -221,6 +229,9 @@ func settings() []setting {
 		secret("notify-webhook-key", "MIMAMORI_NOTIFY_WEBHOOK_KEY", "key the customers' webhook secrets are derived from (generated into the data folder if empty)", func(c *Config) *string { return &c.NotifyWebhookKey }),
 		def("notify-repeat-window", "MIMAMORI_NOTIFY_REPEAT_WINDOW", "10m", "repeats of one detection on one device within it go into a digest", false, repeatSet, repeatGet),
 		n("notify-hourly-cap", "MIMAMORI_NOTIFY_HOURLY_CAP", "20", "alert mails per recipient and hour before the rest go into a digest (-1: no cap)", func(c *Config) *int { return &c.NotifyHourlyCap }),
+		def("notify-webhook-timeout", "MIMAMORI_NOTIFY_WEBHOOK_TIMEOUT", "10s", "one webhook POST is cut off after this long (and retried)", false, hookSet, hookGet),
+		def("notify-webhook-give-up", "MIMAMORI_NOTIFY_WEBHOOK_GIVE_UP", "1h", "a webhook notification not delivered this long after its first attempt is recorded as failed", false, hookUpSet, hookUpGet),
+		def("notify-mail-give-up", "MIMAMORI_NOTIFY_MAIL_GIVE_UP", "4h", "a mail not accepted by the relay this long after its first attempt is recorded as failed", false, mailUpSet, mailUpGet),
 		s("sms-gateway-url", "MIMAMORI_SMS_GATEWAY_URL", "", "URL of the SMS gateway for 2-step verification codes (JSON POST {to, body}); https, or http to a loopback host; empty: the embedded SMS sink, nothing is sent", func(c *Config) *string { return &c.SMSGatewayURL }),
 		secret("sms-gateway-token", "MIMAMORI_SMS_GATEWAY_TOKEN", "bearer token sent to the SMS gateway (needs sms-gateway-url)", func(c *Config) *string { return &c.SMSGatewayToken }),
 		def("watchdog-threshold", "MIMAMORI_WATCHDOG_THRESHOLD", "10m", "no heartbeat for this long: the appliance is judged stopped", false, thrSet, thrGet),
@@ -281,6 +292,16 @@ func (c *Config) validate() error {
 	}
 	if (c.IngestCertFile == "") != (c.IngestKeyFile == "") {
 		return fmt.Errorf("ingest-cert-file and ingest-key-file go together")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"notify-webhook-timeout (MIMAMORI_NOTIFY_WEBHOOK_TIMEOUT)", c.NotifyWebhookTimeout},
+		{"notify-webhook-give-up (MIMAMORI_NOTIFY_WEBHOOK_GIVE_UP)", c.NotifyWebhookGiveUp},
+		{"notify-mail-give-up (MIMAMORI_NOTIFY_MAIL_GIVE_UP)", c.NotifyMailGiveUp}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be a positive duration, got %s", d.name, d.v)
+		}
 	}
 	return c.validateSMSGateway()
 }

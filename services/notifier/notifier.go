@@ -9,14 +9,14 @@
 // operations. Each (source event, channel, recipient) has a deterministic
 // notification ID, and everything the notifier decides about one is a
 // NotificationRecorded event on the notifications topic: attempting (just
-// before the SMTP transaction or POST), then sent, failed (permanent),
-// deferred (into a digest) or skipped. Each member tails the whole
+// before each SMTP transaction or POST), then sent, failed (permanently,
+// or retried past its bound), deferred (into a digest) or skipped. Each member tails the whole
 // notifications topic (and accounts and devices) into memory, and after
 // gaining partitions it reads that tail up to the end before handling a
 // record, so it knows everything an earlier owner recorded. A
 // notification with a terminal record is never sent again, whatever is
-// replayed, restarted or rebalanced; offsets are committed only after a
-// batch's records are written.
+// replayed, restarted or rebalanced; offsets are committed only past
+// records whose notifications have their outcome in the log.
 //
 // An SMTP transaction and a Kafka produce cannot be one atomic step. The
 // window is between the relay's 250 reply and the broker's acknowledgement
@@ -29,7 +29,24 @@
 // (<notification ID@sender domain>) and, for webhooks, the same
 // X-Mimamori-Delivery header, so the duplicate is recognisable. At most
 // one duplicate per crash and notification in flight; with W workers, at
-// most W per crash.
+// most W per channel and crash.
+//
+// # Retries
+//
+// A batch only decides and records; the sends are the outbox's. Each
+// (channel, recipient) is a lane with its own backoff, so a relay refusing
+// one mailbox or a webhook that fails or hangs holds back only its own
+// notifications, never the consumer or another customer; a webhook
+// attempt is cut off after WebhookTimeout. Every attempt is preceded by an
+// attempting record counting it; a notification not delivered
+// WebhookGiveUp or MailGiveUp after its first attempt gets a failed
+// record saying so. The consumer commits no offset past a record whose
+// notifications are still under way (eventlog.ConsumerConfig.Unfinished):
+// after a stop, crash or rebalance the next owner reads that record
+// again and resumes its notifications from the ledger (attempts so far,
+// the time of the first) instead of losing them. On a revocation the
+// attempts in flight end and record first, and the rest is dropped for
+// the next owner.
 //
 // # Throttling
 //
@@ -74,10 +91,19 @@ type Config struct {
 	RepeatWindow time.Duration // same detection on the same device within it: digest (10 min)
 	HourlyCap    int           // alert mails per recipient and hour before the rest go to digests (20); <0: no cap
 	DigestAfter  time.Duration // a digest goes out this long after its first alert (RepeatWindow)
-	DigestCheck  time.Duration // how often due digests are looked for (5 s)
-	Workers      int           // notifications sent in parallel per batch (8)
-	// FlushTimeout bounds how long a batch may keep retrying after
-	// shutdown was asked for (30 s).
+	DigestCheck  time.Duration // how often due digests and retries past their bound are looked for (5 s)
+	// Workers bounds the attempts in flight per channel (8); one
+	// recipient takes at most half of them, and one once it fails.
+	Workers int
+	// WebhookTimeout cuts one webhook attempt off (10 s).
+	WebhookTimeout time.Duration
+	// WebhookGiveUp and MailGiveUp bound the retries of a notification,
+	// counted from its first attempt; then it is recorded failed (1 h
+	// and 4 h).
+	WebhookGiveUp time.Duration
+	MailGiveUp    time.Duration
+	// FlushTimeout bounds how long the batch in flight may take to
+	// finish after shutdown was asked for (30 s).
 	FlushTimeout time.Duration
 	// ActivationWait bounds how long a fresh alert of a registered
 	// appliance that is not activated yet waits for its activation (30 s).
@@ -115,6 +141,15 @@ func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 8
 	}
+	if c.WebhookTimeout <= 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
+	if c.WebhookGiveUp <= 0 {
+		c.WebhookGiveUp = time.Hour
+	}
+	if c.MailGiveUp <= 0 {
+		c.MailGiveUp = 4 * time.Hour
+	}
 	if c.FlushTimeout <= 0 {
 		c.FlushTimeout = 30 * time.Second
 	}
@@ -140,6 +175,7 @@ type Notifier struct {
 	st   *state
 	tail *eventlog.Tail
 	cons *eventlog.Consumer
+	out  *outbox
 
 	work      sync.Mutex // one batch or digest flush at a time
 	owned     map[string]map[int32]bool
@@ -161,8 +197,8 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 	if mailer == nil {
 		return nil, errors.New("notifier: a mailer is required")
 	}
-	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: 15 * time.Second}, log: logger,
-		st: newState(), owned: map[string]map[int32]bool{}, unheard: map[string]bool{},
+	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: cfg.WebhookTimeout}, log: logger,
+		st: newState(), out: newOutbox(cfg.Workers), owned: map[string]map[int32]bool{}, unheard: map[string]bool{},
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mimamori_notifications_total",
 			Help: "Notification records written, by channel, kind and status."}, []string{"channel", "kind", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mimamori_notification_send_seconds",
@@ -183,7 +219,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 	}
 	topics := []string{kcfg.Topic(events.TopicAlerts), kcfg.Topic(events.TopicDevices), kcfg.Topic(events.TopicOperations)}
 	n.cons, err = eventlog.NewConsumer(kcfg, eventlog.ConsumerConfig{Group: cfg.Group, Topics: topics, MaxBatch: 500,
-		FlushTimeout: cfg.FlushTimeout, InstanceID: cfg.InstanceID, Logger: logger}, n.handle,
+		FlushTimeout: cfg.FlushTimeout, InstanceID: cfg.InstanceID, Unfinished: n.out.unfinished, Logger: logger}, n.handle,
 		kgo.OnPartitionsAssigned(n.assigned), kgo.OnPartitionsRevoked(n.revoked), kgo.OnPartitionsLost(n.revoked))
 	if err != nil {
 		return nil, err
@@ -210,32 +246,50 @@ func (n *Notifier) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 	n.needCatch = true
 }
 
+// revoked hands the partitions over: the notifications of their records
+// still under way are finished (those in flight) or left to the next
+// owner, who reads their records again (see Unfinished). Closing the
+// consumer revokes everything, before the group is left.
 func (n *Notifier) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 	n.work.Lock()
-	defer n.work.Unlock()
 	for t, ps := range m {
 		for _, p := range ps {
 			delete(n.owned[t], p)
 		}
 	}
+	n.work.Unlock()
+	n.out.release(m)
 }
 
 // Run follows the state topics, then consumes until ctx ends. Due digests
-// are sent every DigestCheck.
+// are sent every DigestCheck. Notifications are delivered by the outbox
+// beside the consumer; on shutdown the attempts in flight end and record
+// their outcome, and the rest is resumed by the next owner.
 func (n *Notifier) Run(ctx context.Context) error {
 	apply := func(r *kgo.Record, e events.Envelope) {
 		if err := n.st.apply(e); err != nil {
 			n.log.Warn("notifier state event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
 		}
 	}
+	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	var dispatching sync.WaitGroup
+	dispatching.Go(func() { n.dispatch(dctx) })
+	haltOnDone := context.AfterFunc(ctx, n.out.halt)
 	err := eventlog.Follow(ctx, n.tail, apply, n.cons, n.cfg.DigestCheck, func(ctx context.Context) {
 		n.work.Lock()
-		err := n.flushDigests(ctx)
+		err := n.ready(ctx)
+		if err == nil {
+			err = n.flushDigests(ctx)
+		}
 		n.work.Unlock()
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("digest flush failed; retrying", "err", err)
 		}
 	})
+	haltOnDone()
+	n.out.stop()
+	stopDispatch()
+	dispatching.Wait()
 	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
@@ -251,6 +305,7 @@ func ID(sourceID, channel, recipient string) string {
 // job is one notification to record and maybe send.
 type job struct {
 	rec     events.NotificationRecorded
+	src     source
 	c       content
 	send    bool
 	hookURL string
@@ -263,14 +318,26 @@ func (n *Notifier) catchUp(ctx context.Context, d time.Duration) error {
 	return n.tail.WaitCaughtUp(wctx)
 }
 
-func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
-	n.work.Lock()
-	defer n.work.Unlock()
+// ready reads, after gaining partitions, everything an earlier owner
+// recorded. Callers hold n.work.
+func (n *Notifier) ready(ctx context.Context) error {
 	if n.needCatch {
 		if err := n.catchUp(ctx, time.Minute); err != nil {
 			return fmt.Errorf("notifier: read notifications before handling: %w", err)
 		}
 		n.needCatch = false
+	}
+	return nil
+}
+
+func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
+	n.work.Lock()
+	defer n.work.Unlock()
+	if err := n.ready(ctx); err != nil {
+		return err
+	}
+	if err := n.out.wait(ctx); err != nil {
+		return err
 	}
 	caughtThisBatch := false
 	var jobs []job
@@ -364,6 +431,7 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 	n.st.mu.Lock()
 	defer n.st.mu.Unlock()
 	base := events.NotificationRecorded{SourceEventID: e.ID, SourceTopic: n.kcfg.Base(r.Topic), SourcePartition: int(r.Partition)}
+	src := source{topic: r.Topic, partition: r.Partition, offset: r.Offset}
 	var out []job
 	add := func(c *customer, kind, device string, at time.Time, render func(*customer) content, mailOnly bool, mod func(*job, string)) {
 		recips := []struct{ ch, to string }{{events.ChannelMail, c.email}}
@@ -374,7 +442,7 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 			if rc.to == "" {
 				continue
 			}
-			j := job{rec: base, send: true}
+			j := job{rec: base, src: src, send: true}
 			j.rec.NotificationID = ID(e.ID, rc.ch, rc.to)
 			j.rec.Channel, j.rec.Recipient, j.rec.CustomerID, j.rec.Kind = rc.ch, rc.to, c.id, kind
 			j.rec.DeviceID, j.rec.EventTime = device, at
@@ -382,7 +450,8 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 				j.hookURL, j.secret = c.webhookURL, WebhookSecret(n.cfg.WebhookKey, c.id, c.secretVersion)
 			}
 			// Decided before: never twice. Attempting without an outcome
-			// means a crash inside the window: send again, same Message-ID.
+			// means a retry under way or a crash inside the window: send
+			// (again), same Message-ID.
 			st := n.st.ledger[j.rec.NotificationID].status
 			if terminal(st) {
 				continue
@@ -431,8 +500,10 @@ func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []jo
 			repeat := p.ReceivedAt.Sub(n.st.lastImmediate[det]) < n.cfg.RepeatWindow && !n.st.lastImmediate[det].IsZero()
 			capped := n.cfg.HourlyCap > 0 && n.st.sentWithin(c.id, j.rec.Recipient, p.ReceivedAt, time.Hour) >= n.cfg.HourlyCap
 			if repeat || capped {
+				// A digest whose delivery began takes no more alerts:
+				// they open the next one.
 				key := n.st.openDigest[openKey(c.id, p.DeviceID, j.rec.Recipient, j.rec.Channel)]
-				if key == "" {
+				if key == "" || n.st.ledger[ID(key, j.rec.Channel, j.rec.Recipient)].status != "" {
 					key = "dg_" + j.rec.NotificationID[3:]
 				}
 				j.send, j.rec.Status, j.rec.DigestKey = false, events.NotifyDeferred, key
@@ -501,9 +572,10 @@ func (n *Notifier) targets(list string) []*customer {
 	return out
 }
 
-// execute writes the records of the jobs that are only recorded, then
-// sends the others on Workers goroutines. It returns an error (the batch
-// is then retried, not committed) if anything is left undone.
+// execute writes the records of the jobs that are only recorded, and
+// hands the others to the outbox: a batch never waits for a relay or a
+// webhook. It returns an error (the batch is then retried, not committed)
+// if a record could not be written.
 func (n *Notifier) execute(ctx context.Context, jobs []job) error {
 	var recordOnly []events.Payload
 	var sends []job
@@ -519,32 +591,8 @@ func (n *Notifier) execute(ctx context.Context, jobs []job) error {
 	if err := n.record(ctx, recordOnly...); err != nil {
 		return err
 	}
-	if len(sends) == 0 {
-		return nil
-	}
-	work := make(chan job)
-	errs := make(chan error, len(sends))
-	var wg sync.WaitGroup
-	for range min(n.cfg.Workers, len(sends)) {
-		wg.Go(func() {
-			for j := range work {
-				errs <- n.deliver(ctx, j)
-			}
-		})
-	}
-	for _, j := range sends {
-		work <- j
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	var first error
-	for err := range errs {
-		if err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	n.enqueue(sends)
+	return nil
 }
 
 // record writes records and applies them to the state.
@@ -574,68 +622,6 @@ func (n *Notifier) record(ctx context.Context, recs ...events.Payload) error {
 	return nil
 }
 
-// deliver runs the protocol for one notification: attempting, the send
-// with retries, then sent or failed.
-func (n *Notifier) deliver(ctx context.Context, j job) error {
-	start := time.Now()
-	n.st.mu.Lock()
-	prior := n.st.ledger[j.rec.NotificationID].status
-	n.st.mu.Unlock()
-	attempting := j.rec
-	attempting.Status, attempting.RecordedAt = events.NotifyAttempting, n.cfg.Now().UTC()
-	if j.rec.Channel == events.ChannelMail {
-		attempting.MessageID = "<" + n.mail.MessageID(j.rec.NotificationID) + ">"
-	}
-	// The in-memory ledger may already say attempting (plan applied it so
-	// throttling sees it); the log must say it too before sending.
-	if prior == "" || prior == events.NotifyAttempting {
-		if err := n.record(ctx, &attempting); err != nil {
-			return err
-		}
-	}
-	backoff := 200 * time.Millisecond
-	attempts := 0
-	var err error
-	for {
-		attempts++
-		err = n.send(ctx, j)
-		if err == nil || isPermanent(err) {
-			break
-		}
-		n.log.Warn("notification not delivered; retrying", "id", j.rec.NotificationID, "channel", j.rec.Channel,
-			"attempt", attempts, "retry_in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("notification %s not delivered before shutdown: %w", j.rec.NotificationID, err)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-	n.latency.WithLabelValues(j.rec.Channel).Observe(time.Since(start).Seconds())
-	done := attempting
-	done.Attempts, done.RecordedAt = attempts, n.cfg.Now().UTC()
-	done.Status = events.NotifySent
-	if err != nil {
-		done.Status, done.Reason = events.NotifyFailed, truncate(err.Error(), 1000)
-		n.log.Error("notification failed permanently", "id", j.rec.NotificationID, "channel", j.rec.Channel,
-			"customer", j.rec.CustomerID, "kind", j.rec.Kind, "err", err)
-	}
-	// The relay has answered: write the outcome even if shutdown was asked
-	// for meanwhile (see the package doc).
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.RecordTimeout)
-	defer cancel()
-	for {
-		rerr := n.record(rctx, &done)
-		if rerr == nil {
-			return nil
-		}
-		if rctx.Err() != nil {
-			return fmt.Errorf("notification %s delivered but not recorded (it will be sent again, same Message-ID): %w", j.rec.NotificationID, rerr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -643,19 +629,20 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func (n *Notifier) send(ctx context.Context, j job) error {
+// send makes one attempt. An attempt once started is not cut by shutdown:
+// cutting it after the relay stored the message but before its 250
+// reached us would cause a duplicate. It is bounded by WebhookTimeout or
+// the SMTP timeout instead.
+func (n *Notifier) send(j job) error {
 	if j.rec.Channel == events.ChannelWebhook {
 		body, err := json.Marshal(map[string]any{"id": j.rec.NotificationID, "kind": j.rec.Kind, "customer_id": j.rec.CustomerID,
 			"source_event_id": j.rec.SourceEventID, "subject": j.c.subject, "data": j.c.hook})
 		if err != nil {
 			return permanent{err}
 		}
-		return postWebhook(context.WithoutCancel(ctx), n.hc, j.hookURL, j.secret, j.rec.NotificationID, body, n.cfg.Now())
+		return postWebhook(context.Background(), n.hc, j.hookURL, j.secret, j.rec.NotificationID, body, n.cfg.Now())
 	}
-	// A transaction once started is not cut by shutdown: cutting it after
-	// the relay stored the message but before its 250 reached us would
-	// cause a duplicate. It is bounded by the SMTP timeout instead.
-	return n.mail.Send(context.WithoutCancel(ctx), j.rec.Recipient, j.rec.NotificationID, j.c.subject, j.c.body, n.cfg.Now())
+	return n.mail.Send(context.Background(), j.rec.Recipient, j.rec.NotificationID, j.c.subject, j.c.body, n.cfg.Now())
 }
 
 // flushDigests sends the digests that are due and whose alerts came from
@@ -687,11 +674,18 @@ func (n *Notifier) flushDigests(ctx context.Context) error {
 		for k, v := range g.detections {
 			gcopy.detections[k] = v
 		}
-		j := job{send: true, rec: events.NotificationRecorded{NotificationID: id, Channel: g.channel, Recipient: g.recipient,
-			CustomerID: g.customer, Kind: kindDigest, SourceEventID: key, SourceTopic: events.TopicAlerts, SourcePartition: g.partition,
-			DeviceID: g.device, DigestKey: key, Covers: g.count, Severity: g.severity, EventTime: g.lastAt}}
+		j := job{send: true, src: source{topic: alerts, partition: int32(g.partition), offset: -1},
+			rec: events.NotificationRecorded{NotificationID: id, Channel: g.channel, Recipient: g.recipient, CustomerID: g.customer,
+				Kind: kindDigest, SourceEventID: key, SourceTopic: events.TopicAlerts, SourcePartition: g.partition, DeviceID: g.device,
+				DigestKey: key, Covers: g.count, Severity: g.severity, EventTime: g.lastAt}}
 		j.c = n.renderDigest(c, &dcopy, &gcopy, g.severity)
 		jobs = append(jobs, j)
+		// From now on the digest is being delivered (see plan).
+		if n.st.ledger[id].status == "" {
+			r := j.rec
+			r.Status, r.RecordedAt = events.NotifyAttempting, now.UTC()
+			n.st.applyRecord(&r)
+		}
 	}
 	n.st.mu.Unlock()
 	return n.execute(ctx, jobs)

@@ -30,6 +30,8 @@ type device struct {
 type record struct {
 	status    string
 	digestKey string
+	since     time.Time // of the first attempting record: retries are bounded from it
+	attempts  int       // attempts begun, as the attempting records count them
 }
 
 // digest is an open or sent digest of deferred alerts for one (customer,
@@ -135,7 +137,11 @@ func (s *state) applyRecord(n *events.NotificationRecorded) {
 	if terminal(old.status) {
 		return // the first terminal record wins; later ones are duplicates
 	}
-	s.ledger[n.NotificationID] = record{status: n.Status, digestKey: n.DigestKey}
+	r := record{status: n.Status, digestKey: n.DigestKey, since: old.since, attempts: max(old.attempts, n.Attempts)}
+	if n.Status == events.NotifyAttempting && r.since.IsZero() {
+		r.since = n.RecordedAt
+	}
+	s.ledger[n.NotificationID] = r
 	switch {
 	case n.Kind == kindAlert && n.Status == events.NotifyAttempting && old.status == "":
 		if n.EventTime.After(s.lastImmediate[n.Detection]) {

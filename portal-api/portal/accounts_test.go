@@ -98,7 +98,7 @@ func newEnv(t *testing.T, opts ...func(*portal.Deps)) *env {
 	})
 	<-svc.Ready()
 	deps := portal.Deps{Accounts: svc, Sessions: portal.SessionConfig{Now: clk.Now, Idle: 30 * time.Minute,
-		Absolute: 8 * time.Hour}}
+		Absolute: 8 * time.Hour}, Now: clk.Now}
 	for _, o := range opts {
 		o(&deps)
 	}
@@ -106,7 +106,9 @@ func newEnv(t *testing.T, opts ...func(*portal.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = portal.HTTPServer(h, portal.ServerConfig{}, nil) // the portal's own server
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &env{t: t, kcfg: kcfg, prod: prod, box: box, sms: sms, svc: svc, srv: srv, clock: clk}
 }

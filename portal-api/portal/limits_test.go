@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,10 +399,13 @@ func TestSecureDefaults(t *testing.T) {
 	}
 }
 
-// panicConn is a ClickHouse connection whose queries panic (a driver bug).
+// panicConn is a ClickHouse connection whose queries panic with the error
+// of a reset connection (a driver bug).
 type panicConn struct{ driver.Conn }
 
-func (panicConn) QueryRow(context.Context, string, ...any) driver.Row { panic("driver bug") }
+func (panicConn) QueryRow(context.Context, string, ...any) driver.Row {
+	panic(fmt.Errorf("driver bug: %w", syscall.ECONNRESET))
+}
 
 // syncBuffer is a buffer written by several goroutines.
 type syncBuffer struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -62,14 +61,27 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg ServerConfi
 
 // recovery answers a panic with 500 unavailable and logs it with the
 // method, the path (never the query, which may carry a token of an old
-// reset link) and the stack: gin's own recovery prints the request's
-// headers, session cookie included.
+// reset link) and the stack. gin's own recovery prints the request with
+// its headers, session cookie included, in debug mode and, in any mode,
+// for a panic with a broken connection's error (which a ClickHouse driver
+// may raise as well as a client). http.ErrAbortHandler goes on to net/http,
+// which aborts the answer without a word, as it is meant to.
 func recovery(log *slog.Logger) gin.HandlerFunc {
-	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {
-		log.Error("portal: panic serving a request", "method", c.Request.Method, "path", c.Request.URL.Path,
-			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		writeAPIError(c, http.StatusInternalServerError, "unavailable")
-	})
+	return func(c *gin.Context) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			log.Error("portal: panic serving a request", "method", c.Request.Method, "path", c.Request.URL.Path,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeAPIError(c, http.StatusInternalServerError, "unavailable")
+		}()
+		c.Next()
+	}
 }
 
 // headers sets what every answer carries: nosniff everywhere, no-store on

@@ -331,7 +331,7 @@ func TestTemporaryPasswordExpires(t *testing.T) {
 }
 
 // Unknown user and wrong password answer alike; throttling, then a hard
-// lock that only the operator lifts.
+// lock that the operator lifts before its hour is up.
 func TestThrottleLockAndUnlock(t *testing.T) {
 	e := newEnv(t)
 	cust, id, pw := e.register("a@lock.example")

@@ -49,7 +49,7 @@ func HTTPServer(h http.Handler, cfg ServerConfig, logger *slog.Logger) *http.Ser
 	def(&cfg.IdleTimeout, 120*time.Second)
 	return &http.Server{Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 }
 
 // Serve runs the portal's handler on ln (HTTPServer) until ctx ends, then

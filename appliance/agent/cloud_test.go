@@ -129,7 +129,7 @@ func (c *cloud) serve(t *testing.T, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := ingest.New(ingest.Config{DefinitionsDir: c.defsDir}, ingest.Deps{Auth: c.live, Pub: c.prod, Registry: prometheus.NewRegistry()})
+	h := ingest.New(ingest.Config{DefinitionsDir: c.defsDir, PublicMetrics: true}, ingest.Deps{Auth: c.live, Pub: c.prod, Registry: prometheus.NewRegistry()})
 	srv := ingest.NewServer(ln, tlsCfg, h, nil)
 	c.wait(srv.Run)
 	c.url = "https://" + srv.Addr().String()

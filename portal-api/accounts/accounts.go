@@ -16,12 +16,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/ksuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/portal-api/ratelimit"
 )
 
 // Source is the CloudEvents source of the events this package writes.
@@ -120,12 +122,13 @@ type Config struct {
 	TempPasswordTTL time.Duration // 72 h
 	LockAfter       int           // consecutive failures that lock an account: 10
 	FreeFailures    int           // failures per login ID before delays start: 3
-	IPFreeFailures  int           // failures per source address before delays start: 20
+	IPFreeFailures  int           // failures a source address (an IPv6 /64) may have before its failures start a login ID's delays at once: 20
+	IPFailureDecay  time.Duration // a source address's failures are forgotten one every: 30 s
 	ThrottleBase    time.Duration // first delay: 1 s, doubling
 	SMSCodeTTL      time.Duration // 5 min
 	ResetTTL        time.Duration // 1 h
 	ResetsPerID     int           // reset mails per login ID (known or not) an hour: 3
-	ResetsPerIP     int           // reset requests per source address an hour: 20
+	ResetsPerIP     int           // reset requests per source address an hour: 20 (past it, only a login ID's first mail of the hour)
 	SMSInterval     time.Duration // between two codes to an account while the last is unused: 1 min
 	SMSPerDay       int           // codes sent to an account in 24 h: 10
 	SMSPerPhone     int           // enrolment codes sent to one phone number in 24 h, whichever account asks: 10
@@ -147,6 +150,9 @@ func (c *Config) defaults() {
 	}
 	if c.IPFreeFailures <= 0 {
 		c.IPFreeFailures = 20
+	}
+	if c.IPFailureDecay <= 0 {
+		c.IPFailureDecay = 30 * time.Second
 	}
 	if c.ThrottleBase <= 0 {
 		c.ThrottleBase = time.Second
@@ -196,11 +202,11 @@ type Service struct {
 	breached map[string]bool
 	dummy    string
 	idLim    *limiter
-	ipLim    *limiter
-	resetID  *window // reset mails per login ID
-	resetIP  *window // reset requests per source address
-	smsLim   *window // codes per account
-	smsPhone *window // enrolment codes per phone number, across accounts
+	ipLim    *ratelimit.Limiter // failures per source address, decaying
+	resetID  *window            // reset mails per login ID
+	resetIP  *window            // reset requests per source address
+	smsLim   *window            // codes per account
+	smsPhone *window            // enrolment codes per phone number, across accounts
 	lat      latencies
 
 	mu      sync.Mutex
@@ -247,10 +253,10 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: NewState(), tail: tail, log: logger,
+	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: newStateAt(cfg.Now), tail: tail, log: logger,
 		breached: loadBreached(), dummy: hashPassword(randomText(24)),
 		idLim:    newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		ipLim:    newLimiter(cfg.IPFreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		ipLim:    ratelimit.New(cfg.IPFreeFailures, cfg.IPFailureDecay),
 		resetID:  newWindow(cfg.ResetsPerID, resetWindow, 0),
 		resetIP:  newWindow(cfg.ResetsPerIP, resetWindow, 0),
 		smsLim:   newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
@@ -296,7 +302,7 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Warn("accounts event skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
 				return
 			}
-			if e.Type == events.TypeAccountUnlocked {
+			if e.Type == events.TypeAccountUnlocked || e.Type == events.TypeAccountPasswordChanged {
 				s.forgetDelays(e)
 			}
 			if e.Type == events.TypeCustomerRegistered || e.Type == events.TypeAccountRequested {
@@ -340,16 +346,25 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // forgetDelays clears the throttling delay of an account an operator
-// unlocked, so its user can log in at once.
+// unlocked or its holder reset the password of (which lifts a lock too), so
+// its user can log in at once.
 func (s *Service) forgetDelays(e events.Envelope) {
 	p, err := events.Decode(e)
 	if err != nil {
 		return
 	}
-	if u, ok := p.(*events.AccountUnlocked); ok {
-		if a, ok := s.state.Account(u.AccountID); ok {
-			s.idLim.reset("id:" + strings.ToLower(a.LoginID))
+	var accountID string
+	switch v := p.(type) {
+	case *events.AccountUnlocked:
+		accountID = v.AccountID
+	case *events.AccountPasswordChanged:
+		if v.Reason != "reset" {
+			return
 		}
+		accountID = v.AccountID
+	}
+	if a, ok := s.state.Account(accountID); ok {
+		s.idLim.reset("id:" + strings.ToLower(a.LoginID))
 	}
 }
 
@@ -566,25 +581,51 @@ func stageAfterPassword(a Account) string {
 	return StageSecondFactor
 }
 
-// throttle checks the delays of a login ID and a source address; fail
-// counts a failure against both. A refusal is a *WaitError of
-// ErrThrottled that says when the later of the two delays ends; a login
-// ID's delays are the same whether it exists or not.
+// throttle checks the delays of a login ID; fail counts a failure against
+// it and against the source address (ratelimit.Client: an IPv6 /64 is one
+// address). A refusal is a *WaitError of ErrThrottled that says when the
+// delay ends; a login ID's delays are the same whether it exists or not.
+// The source address never refuses by itself: many users may share one
+// (an office behind one NAT), and anyone could make it refuse them all.
+// Past its free failures (IPFreeFailures, forgotten one every
+// IPFailureDecay) its next failures start the delays of the login IDs they
+// name at once, without their free failures.
 func (s *Service) throttle(loginID, ip string) (idKey string, fail func(), err error) {
 	now := s.cfg.Now()
-	idKey, ipKey := "id:"+strings.ToLower(loginID), "ip:"+ip
-	if wait := max(s.ipLim.wait(ipKey, now), s.idLim.wait(idKey, now)); wait > 0 {
+	idKey, ipKey := "id:"+strings.ToLower(loginID), ratelimit.Client(ip)
+	if wait := s.idLim.wait(idKey, now); wait > 0 {
 		return idKey, nil, &WaitError{Err: ErrThrottled, Wait: wait}
 	}
 	return idKey, func() {
-		s.idLim.fail(idKey, now)
-		s.ipLim.fail(ipKey, now)
+		hot := s.ipLim.Wait(ipKey, now) > 0
+		s.ipLim.Add(ipKey, now)
+		s.idLim.fail(idKey, now, hot)
 	}, nil
 }
 
+// maxLoginIDLen is the longest user ID there can be (loginIDPattern; the
+// temporary ones are shorter).
+const maxLoginIDLen = 64
+
+// tooLong refuses, before any argon2 work, a user ID or password longer
+// than any account can have.
+func tooLong(loginID, password string) error {
+	switch {
+	case len(loginID) > maxLoginIDLen:
+		return ErrLoginIDInvalid
+	case utf8.RuneCountInString(password) > MaxPasswordLen:
+		return ErrPasswordTooLong
+	}
+	return nil
+}
+
 // Login checks a user ID and password from a source address. An unknown
-// user costs the same argon2 work as a known one.
+// user costs the same argon2 work as a known one; a user ID or password
+// longer than any account can have is refused without it.
 func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Principal, error) {
+	if err := tooLong(loginID, password); err != nil {
+		return Principal{}, err
+	}
 	now := s.cfg.Now()
 	idKey, fail, err := s.throttle(loginID, ip)
 	if err != nil {
@@ -665,6 +706,9 @@ func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string
 // like a login, so that a stolen session is no way to guess the password.
 // The caller holds the customer's owner lock.
 func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip string) error {
+	if err := tooLong(a.LoginID, password); err != nil {
+		return err
+	}
 	idKey, fail, err := s.throttle(a.LoginID, ip)
 	if err != nil {
 		return err
@@ -823,7 +867,8 @@ const resetWindow = time.Hour
 // (Run) writes the event and sends the mail afterwards, so that not even
 // the time of the answer tells. Within an hour, a source address gets
 // Config.ResetsPerIP requests and a login ID (known or not)
-// Config.ResetsPerID mails; the requests beyond send nothing.
+// Config.ResetsPerID mails; the requests beyond send nothing, but the
+// first mail of the hour of a login ID (resetAllowed).
 func (s *Service) RequestReset(loginID, ip string) {
 	if !s.resetAllowed(loginID, ip, s.cfg.Now()) {
 		s.log.Debug("password reset request throttled", "source", ip)
@@ -841,12 +886,18 @@ func (s *Service) RequestReset(loginID, ip string) {
 }
 
 // resetAllowed checks a reset request against the caps of its source
-// address, which counts every request it lets through, and of its login
-// ID, which counts only those that then send a mail: a flood of one ID
-// uses up its source's allowance, while the ID's own cap frees up as
-// soon as its mails age out.
+// address (ratelimit.Client), which counts every request it lets through,
+// and of its login ID, which counts only those that then send a mail: a
+// flood of one ID uses up its source's allowance, while the ID's own cap
+// frees up as soon as its mails age out. An address past its cap still
+// gets the first mail of the hour of a login ID: many users may share one
+// address, and one of them flooding it must not stop the others' resets.
 func (s *Service) resetAllowed(loginID, ip string, now time.Time) bool {
-	return s.resetIP.take(ip, now) == 0 && s.resetID.take(strings.ToLower(loginID), now) == 0
+	id := strings.ToLower(loginID)
+	if s.resetIP.take(ratelimit.Client(ip), now) > 0 {
+		return s.resetID.takeFirst(id, now)
+	}
+	return s.resetID.take(id, now) == 0
 }
 
 // mailQueued sends the reset links RequestReset asks for and the security

@@ -27,8 +27,18 @@ type Account struct {
 	RecoveryHashes                []string
 	LastTOTPStep                  int64
 	Failures                      int
-	Locked                        bool
+	// Locked: hard-locked now. A lock lifts itself LockDuration after the
+	// account_locked event (LockedUntil), or at an operator's unlock or a
+	// password reset, whichever comes first.
+	Locked      bool
+	LockedUntil time.Time
 }
+
+// LockDuration is how long a hard lock lasts. The lift is no event: it
+// follows from the time of the lock event, so every owner, a restarted one
+// and `mimamori account list` agree on it. The failures are not forgotten:
+// the next one locks the account again at once.
+const LockDuration = time.Hour
 
 type customer struct {
 	id, name, email string
@@ -45,6 +55,7 @@ type resetToken struct {
 // applies its own events itself, then the tail delivers them) changes
 // nothing.
 type State struct {
+	now       func() time.Time // when locks lift
 	mu        sync.RWMutex
 	applied   chan struct{} // closed and replaced at every event applied
 	seen      map[string]bool
@@ -63,8 +74,11 @@ type State struct {
 }
 
 // NewState returns an empty state.
-func NewState() *State {
-	return &State{applied: make(chan struct{}), seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
+func NewState() *State { return newStateAt(time.Now) }
+
+// newStateAt returns an empty state on the clock now.
+func newStateAt(now func() time.Time) *State {
+	return &State{now: now, applied: make(chan struct{}), seen: map[string]bool{}, customers: map[string]*customer{}, accounts: map[string]*Account{},
 		byLogin: map[string]string{}, requests: map[string]*events.AccountRequested{}, fulfilled: map[string]bool{},
 		resets: map[string]resetToken{}, notices: map[string]notice{}}
 }
@@ -136,6 +150,9 @@ func (s *State) Apply(e events.Envelope) error {
 		s.byLogin[strings.ToLower(v.LoginID)] = a.ID
 		a.PasswordHash, a.Temporary = v.PasswordHash, false
 		a.PasswordVersion++
+		if v.Reason == "reset" { // the holder proved the mailbox: a lock has done its work
+			a.Locked, a.LockedUntil, a.Failures = false, time.Time{}, 0
+		}
 		// A new password voids every reset link mailed before it, not only
 		// the one a reset used.
 		for h, r := range s.resets {
@@ -162,10 +179,10 @@ func (s *State) Apply(e events.Envelope) error {
 	case *events.AccountLoginFailed:
 		a.Failures = v.Failures
 	case *events.AccountLocked:
-		a.Locked = true
+		a.Locked, a.LockedUntil = true, v.LockedAt.Add(LockDuration)
 		a.LockVersion++
 	case *events.AccountUnlocked:
-		a.Locked, a.Failures = false, 0
+		a.Locked, a.LockedUntil, a.Failures = false, time.Time{}, 0
 	case *events.AccountSecondFactorChanged:
 		c := factorChange(*a, v)
 		if c == factorReplaced || c == factorTurnedOff {
@@ -298,7 +315,7 @@ func remove(list []string, x string) []string {
 	return out
 }
 
-// Account returns a copy of an account.
+// Account returns a copy of an account, locked if its lock still lasts.
 func (s *State) Account(id string) (Account, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -308,6 +325,7 @@ func (s *State) Account(id string) (Account, bool) {
 	}
 	c := *a
 	c.RecoveryHashes = append([]string(nil), a.RecoveryHashes...)
+	c.Locked = a.Locked && s.now().Before(a.LockedUntil)
 	return c, true
 }
 

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// limiter counts consecutive failures per key (a login ID, known or not,
-// or a source address) and, past a free allowance, makes the key wait an
-// exponentially growing delay after each failure. It lives in memory: a
-// restart forgets the delays, never the hard locks (those are events).
+// limiter counts consecutive failures per key (a login ID, known or not)
+// and, past a free allowance, makes the key wait an exponentially growing
+// delay after each failure. It lives in memory: a restart forgets the
+// delays, never the hard locks (those are events).
 type limiter struct {
 	free    int           // failures allowed without delay
 	base    time.Duration // first delay
@@ -43,7 +43,9 @@ func (l *limiter) wait(key string, now time.Time) time.Duration {
 	return max(f.last.Add(delay).Sub(now), 0)
 }
 
-func (l *limiter) fail(key string, now time.Time) {
+// fail counts a failure of key; a hot one (from a source address past its
+// own allowance) uses up the free failures at once.
+func (l *limiter) fail(key string, now time.Time, hot bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.keys) > 100000 { // bounded: a flood of made-up names cannot exhaust memory
@@ -55,6 +57,9 @@ func (l *limiter) fail(key string, now time.Time) {
 		l.keys[key] = f
 	}
 	f.n++
+	if hot {
+		f.n = max(f.n, l.free)
+	}
 	f.last = now
 }
 
@@ -134,6 +139,19 @@ func (w *window) take(key string, now time.Time) time.Duration {
 	}
 	w.addLocked(key, now)
 	return 0
+}
+
+// takeFirst counts an event of key if it has had none within the period.
+func (w *window) takeFirst(key string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r := w.keys[key]; r != nil {
+		if r.prune(now, w.per); len(r.at) > 0 {
+			return false
+		}
+	}
+	w.addLocked(key, now)
+	return true
 }
 
 // wait is how long key must wait before its next event, counting

@@ -14,8 +14,12 @@ import (
 	"github.com/mimamori/mimamori/portal-api/accounts"
 )
 
-// SessionCookie is the name of the session cookie.
-const SessionCookie = "mimamori_session"
+// SessionCookie is the name of the session cookie. The __Host- prefix
+// makes browsers take it only with Secure, Path=/ and no Domain, from a
+// secure origin: no other host of the domain, nor a man in the middle of
+// plain HTTP, can set or shadow it. Browsers treat http://localhost and
+// http://127.0.0.1 as secure, so `mimamori run` works without TLS there.
+const SessionCookie = "__Host-mimamori_session"
 
 // reauthWindow is how long an active session may start enrolling or
 // replacing a second factor, turn it off or get new recovery codes after
@@ -30,15 +34,17 @@ const reauthWindow = accounts.ReauthWindow
 const smsPerSession = 5
 
 type authAPI struct {
-	svc  *accounts.Service
-	ss   *sessions
-	cop  *http.CrossOriginProtection
-	deps Deps
+	svc    *accounts.Service
+	ss     *sessions
+	cop    *http.CrossOriginProtection
+	deps   Deps
+	probes *idProbes
 }
 
 // accountRoutes lists the login API.
 func accountRoutes(r *gin.Engine, d Deps) *authAPI {
-	a := &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d}
+	a := &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d,
+		probes: newIDProbes(d.Now)}
 	g := r.Group("/api/v1", a.crossSite)
 	g.POST("/login", a.login)
 	g.POST("/login/credentials", a.need(accounts.StageChangeCredentials), a.changeCredentials)
@@ -152,27 +158,37 @@ func (a *authAPI) reauthenticated(c *gin.Context) {
 
 func (a *authAPI) setCookie(c *gin.Context, id string) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
-		Secure: !a.deps.Sessions.Insecure, SameSite: http.SameSiteStrictMode})
+		Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
 func (a *authAPI) clearCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: !a.deps.Sessions.Insecure, SameSite: http.SameSiteStrictMode})
+		Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
 func bind(c *gin.Context, v any) bool {
 	if err := c.ShouldBindJSON(v); err != nil {
-		writeAPIError(c, http.StatusBadRequest, "bad_request")
+		badBody(c, err)
 		return false
 	}
 	return true
+}
+
+// badBody answers a body that could not be read: 413 when it is larger
+// than MaxBody, 400 otherwise.
+func badBody(c *gin.Context, err error) {
+	if tooLarge(err) {
+		writeAPIError(c, http.StatusRequestEntityTooLarge, "request_too_large")
+		return
+	}
+	writeAPIError(c, http.StatusBadRequest, "bad_request")
 }
 
 // bindOptional reads a body whose fields are all optional: an empty body
 // is as good as {}.
 func bindOptional(c *gin.Context, v any) bool {
 	if err := json.NewDecoder(c.Request.Body).Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		writeAPIError(c, http.StatusBadRequest, "bad_request")
+		badBody(c, err)
 		return false
 	}
 	return true
@@ -215,7 +231,15 @@ func (a *authAPI) changeCredentials(c *gin.Context) {
 		return
 	}
 	id, se := current(c)
+	if wait := a.probes.wait(id, c.ClientIP()); wait > 0 {
+		setRetryAfter(c, wait)
+		writeAPIError(c, http.StatusTooManyRequests, "throttled")
+		return
+	}
 	p, err := a.svc.ChangeCredentials(c.Request.Context(), se.p, req.LoginID, req.Password)
+	if errors.Is(err, accounts.ErrLoginIDTaken) {
+		a.probes.taken(id, c.ClientIP())
+	}
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -613,6 +637,7 @@ var messages = map[string][2]string{
 	"json_required":       {"JSON で送信してください。", "Send the request as JSON."},
 	"operator_only":       {"この操作は運用担当者のみ実行できます。", "Only operators may do this."},
 	"bad_request":         {"リクエストの形式が正しくありません。", "The request is malformed."},
+	"request_too_large":   {"リクエストが大きすぎます。", "The request is too large."},
 	"unavailable":         {"一時的に処理できません。しばらくしてから再度お試しください。", "Temporarily unavailable; try again shortly."},
 
 	// 2-step verification of operators and re-authentication with the factor.

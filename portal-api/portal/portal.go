@@ -1,7 +1,8 @@
 // Package portal is the HTTP front of mimamori for people: the platform
-// status page and its JSON (platform-wide totals only), /healthz, /readyz
-// and /metrics, and the login API of customer accounts under /api/v1
-// (sessions, second factors, password reset). Dashboards build on it.
+// status page and its JSON (platform-wide totals only), /healthz (and
+// /readyz and /metrics when asked to), and the login API of customer
+// accounts under /api/v1 (sessions, second factors, password reset).
+// Dashboards build on it.
 package portal
 
 import (
@@ -10,6 +11,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -47,6 +49,16 @@ type Deps struct {
 	// FleetMaxStale is how long the participants' average may lag new
 	// alerts while it is recomputed behind (a minute when zero).
 	FleetMaxStale time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (and whose X-Forwarded-Proto says HTTPS); every other peer is the
+	// client itself, whatever it sends.
+	TrustedProxies []netip.Prefix
+	// PublicMetrics also serves /readyz and /metrics here; by default they
+	// are on the admin listener only (Checks), and only /healthz is here.
+	PublicMetrics bool
+	// Now is the clock of the status page's figures and the portal's own
+	// limits (time.Now when nil).
+	Now func() time.Time
 }
 
 // New returns the portal's handler. routes lists every route in one place.
@@ -59,15 +71,44 @@ func New(d Deps) (http.Handler, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
-	// The source address of throttling is the peer, never a header.
-	if err := r.SetTrustedProxies(nil); err != nil {
+	r.Use(recovery(d.Logger), headers(d.TrustedProxies), limitBody)
+	// The client address (of throttling, of the events' source_ip) is the
+	// peer, or what a trusted proxy reports in X-Forwarded-For: gin walks
+	// it from the right and stops at the first address it does not trust.
+	proxies := make([]string, 0, len(d.TrustedProxies))
+	for _, p := range d.TrustedProxies {
+		proxies = append(proxies, p.String())
+	}
+	if err := r.SetTrustedProxies(proxies); err != nil {
 		return nil, err
 	}
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	routes(r, d)
 	return r, nil
+}
+
+// Checks are the portal's readiness checks (its /readyz): ClickHouse
+// answers, and this process still owns the accounts.
+func Checks(d Deps) map[string]admin.Check {
+	checks := map[string]admin.Check{}
+	if d.Conn != nil {
+		checks["clickhouse"] = d.Conn.Ping
+	}
+	if d.Accounts != nil {
+		acc := d.Accounts
+		checks["accounts"] = func(context.Context) error {
+			if acc.Fenced() {
+				return accounts.ErrNotOwner
+			}
+			return nil
+		}
+	}
+	return checks
 }
 
 func routes(r *gin.Engine, d Deps) {
@@ -83,30 +124,23 @@ func routes(r *gin.Engine, d Deps) {
 	if a != nil {
 		operatorRoutes(r, d, a, dashboardRoutes(r, d, a))
 	}
-	checks := map[string]admin.Check{"clickhouse": d.Conn.Ping}
-	if d.Accounts != nil {
-		acc := d.Accounts
-		checks["accounts"] = func(context.Context) error {
-			if acc.Fenced() {
-				return accounts.ErrNotOwner
-			}
-			return nil
-		}
-	}
-	adm := admin.Handler(d.Registry, checks)
+	adm := admin.Handler(d.Registry, Checks(d))
 	r.GET("/healthz", gin.WrapH(adm))
-	r.GET("/readyz", gin.WrapH(adm))
-	r.GET("/metrics", gin.WrapH(adm))
-	r.GET("/api/v1/status", func(c *gin.Context) {
-		s, err := readStatus(c.Request.Context(), d)
+	if d.PublicMetrics {
+		r.GET("/readyz", gin.WrapH(adm))
+		r.GET("/metrics", gin.WrapH(adm))
+	}
+	st := newStatusCache(d)
+	r.GET("/api/v1/status", st.limit, func(c *gin.Context) {
+		s, err := st.get(c.Request.Context())
 		if err != nil {
 			writeError(c, d.Logger, err)
 			return
 		}
 		c.JSON(http.StatusOK, s)
 	})
-	r.GET("/status", func(c *gin.Context) {
-		s, err := readStatus(c.Request.Context(), d)
+	r.GET("/status", st.limit, func(c *gin.Context) {
+		s, err := st.get(c.Request.Context())
 		if err != nil {
 			writeError(c, d.Logger, err)
 			return
@@ -163,6 +197,6 @@ No appliance is registered yet: register one with <code>mimamori device register
 <tr><th>最新の検知 / newest alert</th><td>{{when .LastAlertAt}}</td></tr>
 <tr><th>最新のハートビート / newest heartbeat</th><td>{{when .LastHeartbeat}}</td></tr>
 </table>
-<p><a href="/api/v1/status">JSON</a> · <a href="/healthz">healthz</a> · <a href="/readyz">readyz</a> · <a href="/metrics">metrics</a></p>
+<p><a href="/api/v1/status">JSON</a> · <a href="/healthz">healthz</a></p>
 </body></html>
 `))

@@ -15,7 +15,6 @@ import (
 type SessionConfig struct {
 	Idle     time.Duration // ended after this long without a request: 30 min
 	Absolute time.Duration // ended this long after login whatever happens: 12 h
-	Insecure bool          // drop the Secure cookie flag (plain-HTTP development only)
 	Now      func() time.Time
 }
 

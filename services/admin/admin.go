@@ -67,8 +67,13 @@ func ReadyHandler(checks map[string]Check) http.HandlerFunc {
 // Serve runs h on ln until ctx ends, then shuts down gracefully, letting
 // requests in flight finish for up to 10 seconds.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return RunServer(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+}
+
+// RunServer runs srv on ln until ctx ends, then shuts it down gracefully,
+// letting requests in flight finish for up to 10 seconds.
+func RunServer(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

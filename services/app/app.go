@@ -1,12 +1,14 @@
 // Package app runs a chosen set of mimamori services on a platform: the
 // ingest gateway, the projector and the portal, each with its listener,
-// metrics and health, joined so that one failing stops the others and a
-// cancelled context shuts all of them down gracefully.
+// and the admin listener with the health, readiness and metrics of all of
+// them, joined so that one failing stops the others and a cancelled
+// context shuts all of them down gracefully.
 package app
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"slices"
@@ -36,12 +38,15 @@ type App struct {
 	parts []func(context.Context) error
 	lns   []net.Listener
 	sms   *accounts.SMSSink // the embedded SMS gateway, when no real one is set
+	// checks are the readiness checks of the services, served on the
+	// admin listener.
+	checks map[string]admin.Check
 }
 
 // New binds the listeners of the named services (so port 0 resolves before
 // Run) and records their addresses in p.Endpoints.
 func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err error) {
-	a := &App{p: p, reg: admin.NewRegistry()}
+	a := &App{p: p, reg: admin.NewRegistry(), checks: map[string]admin.Check{}}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -77,17 +82,19 @@ func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err
 			return nil, err
 		}
 	}
-	// Services without a listener of their own expose health and metrics
-	// on the admin address.
-	if !slices.Contains(names, "ingest") && !slices.Contains(names, "portal") {
-		ln, err := a.listen(p.Cfg.AdminAddr)
-		if err != nil {
-			return nil, err
-		}
-		p.Endpoints.Admin = "http://" + ln.Addr().String()
-		h := admin.Handler(a.reg, map[string]admin.Check{"clickhouse": p.Conn.Ping})
-		a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, h, p.Log) })
+	// Every service's health, readiness and metrics are on the admin
+	// address, which need not face the internet as the ingest and portal
+	// listeners do (those serve them too only with public-metrics).
+	if slices.ContainsFunc(names, func(n string) bool { return n == "projector" || n == "watchdog" || n == "notifier" }) {
+		a.checks["clickhouse"] = p.Conn.Ping
 	}
+	ln, err := a.listen(p.Cfg.AdminAddr)
+	if err != nil {
+		return nil, err
+	}
+	p.Endpoints.Admin = "http://" + ln.Addr().String()
+	h := admin.Handler(a.reg, a.checks)
+	a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, h, p.Log) })
 	return a, nil
 }
 
@@ -138,12 +145,17 @@ func (a *App) portal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := portal.New(portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
-		Logger: a.p.Log.With("service", "portal"), Accounts: acc, Warm: ctx})
+	deps := portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
+		Logger: a.p.Log.With("service", "portal"), Accounts: acc, Warm: ctx,
+		TrustedProxies: a.p.Cfg.PortalTrustedProxies, PublicMetrics: a.p.Cfg.PublicMetrics}
+	h, err := portal.New(deps)
 	if err != nil {
 		return err
 	}
-	a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, h, a.p.Log) })
+	maps.Copy(a.checks, portal.Checks(deps))
+	a.parts = append(a.parts, func(ctx context.Context) error {
+		return portal.Serve(ctx, ln, h, portal.ServerConfig{}, a.p.Log.With("service", "portal"))
+	})
 	return nil
 }
 
@@ -171,7 +183,9 @@ func (a *App) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions")}, ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions"), PublicMetrics: cfg.PublicMetrics},
+		ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	a.checks["kafka"] = prod.Ping
 	ln, err := a.listen(cfg.IngestAddr)
 	if err != nil {
 		prod.Close()

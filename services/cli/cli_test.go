@@ -105,9 +105,26 @@ func TestRunThenOperatorCommands(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, v := range []string{ep.Portal, ep.Ingest, ep.Kafka, ep.ClickHouseNative, ep.ClickHouseHTTP} {
+	for _, v := range []string{ep.Portal, ep.Ingest, ep.Admin, ep.Kafka, ep.ClickHouseNative, ep.ClickHouseHTTP} {
 		if v == "" || !strings.Contains(runOut.String(), v) {
 			t.Errorf("endpoint %q missing from endpoints.json or from what run printed:\n%s", v, runOut)
+		}
+	}
+	// Readiness and metrics of every service are on the admin address, not
+	// on the portal's, which faces the internet.
+	for url, want := range map[string]int{ep.Admin + "/metrics": 200, ep.Admin + "/healthz": 200, ep.Admin + "/readyz": 200,
+		ep.Portal + "/metrics": 404, ep.Portal + "/readyz": 404, ep.Portal + "/healthz": 200} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+		if strings.HasSuffix(url, "/metrics") && want == 200 && !strings.Contains(string(body), "mimamori_ingest_alerts_accepted_total") {
+			t.Errorf("the admin /metrics lacks the ingest's metrics")
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,11 @@ type Config struct {
 	IngestHosts    []string
 	PortalAddr     string
 	AdminAddr      string
+	// PortalTrustedProxies are the peers whose X-Forwarded-For the portal
+	// believes; PublicMetrics also serves /readyz and /metrics on the
+	// ingest and portal listeners (otherwise on AdminAddr only).
+	PortalTrustedProxies []netip.Prefix
+	PublicMetrics        bool
 
 	// InstanceID, when set, makes this process a static member of the
 	// projector's, watchdog's and notifier's consumer groups (KIP-345).
@@ -138,6 +144,39 @@ func boolean(p func(*Config) *bool) (func(*Config, string) error, func(*Config) 
 		}
 }
 
+// prefixes reads a comma-separated list of addresses (one host each) and
+// CIDR prefixes. Every address at once (0.0.0.0/0, ::/0) is refused: any
+// client could then choose the address it is known by.
+func prefixes(p func(*Config) *[]netip.Prefix) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			*p(c) = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s == "" {
+					continue
+				}
+				pr, err := netip.ParsePrefix(s)
+				if err != nil {
+					a, aerr := netip.ParseAddr(s)
+					if aerr != nil {
+						return fmt.Errorf("want IP addresses or CIDR prefixes like 10.0.0.7 or 10.0.0.0/24, got %q", s)
+					}
+					pr = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+				}
+				if pr = pr.Masked(); pr.Bits() == 0 {
+					return fmt.Errorf("%q trusts every address: any client could then choose its own; name the proxies", s)
+				}
+				*p(c) = append(*p(c), pr)
+			}
+			return nil
+		}, func(c *Config) string {
+			out := make([]string, 0, len(*p(c)))
+			for _, pr := range *p(c) {
+				out = append(out, pr.String())
+			}
+			return strings.Join(out, ",")
+		}
+}
+
 func duration(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
 	return func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -184,6 +223,7 @@ func settings() []setting {
 	hookSet, hookGet := duration(func(c *Config) *time.Duration { return &c.NotifyWebhookTimeout })
 	hookUpSet, hookUpGet := duration(func(c *Config) *time.Duration { return &c.NotifyWebhookGiveUp })
 	mailUpSet, mailUpGet := duration(func(c *Config) *time.Duration { return &c.NotifyMailGiveUp })
+	proxySet, proxyGet := prefixes(func(c *Config) *[]netip.Prefix { return &c.PortalTrustedProxies })
 	return []setting{
 		s("data-dir", "MIMAMORI_DATA_DIR", "data", "folder for the embedded broker, ClickHouse, certificates and endpoints.json", func(c *Config) *string { return &c.DataDir }),
 
@@ -215,7 +255,9 @@ func settings() []setting {
 		s("ingest-key-file", "MIMAMORI_INGEST_KEY_FILE", "", "PEM private key of the ingest gateway", func(c *Config) *string { return &c.IngestKeyFile }),
 		l("ingest-hosts", "MIMAMORI_INGEST_HOSTS", "localhost,127.0.0.1,::1", "names and addresses the local CA certifies for the ingest gateway", func(c *Config) *[]string { return &c.IngestHosts }),
 		s("portal-addr", "MIMAMORI_PORTAL_ADDR", "127.0.0.1:8080", "HTTP address of the portal", func(c *Config) *string { return &c.PortalAddr }),
-		s("admin-addr", "MIMAMORI_ADMIN_ADDR", "127.0.0.1:9464", "HTTP address of /healthz, /readyz and /metrics for background services", func(c *Config) *string { return &c.AdminAddr }),
+		s("admin-addr", "MIMAMORI_ADMIN_ADDR", "127.0.0.1:9464", "HTTP address of /healthz, /readyz and /metrics of every service of the process", func(c *Config) *string { return &c.AdminAddr }),
+		b("public-metrics", "MIMAMORI_PUBLIC_METRICS", "false", "also serve /readyz and /metrics on the ingest and portal listeners (they face the internet; /healthz is always there)", func(c *Config) *bool { return &c.PublicMetrics }),
+		def("portal-trusted-proxies", "MIMAMORI_PORTAL_TRUSTED_PROXIES", "", "addresses and CIDR prefixes of the proxies in front of the portal, comma-separated: only their X-Forwarded-For names the client (throttling, audit) and their X-Forwarded-Proto https turns on HSTS; empty: the peer is the client", false, proxySet, proxyGet),
 
 		s("smtp-host", "MIMAMORI_SMTP_HOST", "", "SMTP relay for customer mail; empty runs the embedded mailbox", func(c *Config) *string { return &c.SMTPHost }),
 		n("smtp-port", "MIMAMORI_SMTP_PORT", "0", "SMTP port (0: 587 for starttls, 465 for tls, 25 for none)", func(c *Config) *int { return &c.SMTPPort }),

@@ -154,3 +154,35 @@ func TestPrintMasksSecretsInsideURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxiesAndPublicMetrics(t *testing.T) {
+	got, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PortalTrustedProxies != nil || got.PublicMetrics {
+		t.Fatalf("defaults: proxies %v public metrics %v, want none and false", got.PortalTrustedProxies, got.PublicMetrics)
+	}
+	got, err = load(t, map[string]string{"MIMAMORI_PORTAL_TRUSTED_PROXIES": "10.0.0.7, 10.1.0.0/16,2001:db8::/48"},
+		"--public-metrics", "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got.PortalTrustedProxies {
+		names = append(names, p.String())
+	}
+	if strings.Join(names, ",") != "10.0.0.7/32,10.1.0.0/16,2001:db8::/48" || !got.PublicMetrics {
+		t.Fatalf("proxies %v public metrics %v", names, got.PublicMetrics)
+	}
+	for _, c := range []struct{ value, want string }{
+		{"10.0.0.7,proxy.internal", `portal-trusted-proxies (from MIMAMORI_PORTAL_TRUSTED_PROXIES): want IP addresses or CIDR prefixes like 10.0.0.7 or 10.0.0.0/24, got "proxy.internal"`},
+		{"0.0.0.0/0", `"0.0.0.0/0" trusts every address`},
+		{"::/0", `"::/0" trusts every address`},
+	} {
+		_, err := load(t, map[string]string{"MIMAMORI_PORTAL_TRUSTED_PROXIES": c.value})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error saying %s", c.value, err, c.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,7 +138,8 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 			t.Logf("last output of the killed processes:\n%s", tailLines(string(out), 40))
 		}
 	}()
-	ing := &child{t: t, bin: bin, args: []string{"serve", "ingest"}, env: env, log: logf}
+	// Each process has its admin listener (health and metrics) on its own port.
+	ing := &child{t: t, bin: bin, args: []string{"serve", "ingest"}, env: append(slices.Clone(env), "MIMAMORI_ADMIN_ADDR="+freePort(t)), log: logf}
 	// The projector runs as one replica with a stable name, as a deployment
 	// would (MIMAMORI_INSTANCE_ID): its restart takes the partitions back at
 	// once. Without it, kfake sometimes kept SIGKILLed dynamic members in the

@@ -65,6 +65,10 @@ type Config struct {
 	// DefinitionsDir holds the latest definitions bundle served on
 	// GET /v1/definitions (see LatestBundle); empty serves none.
 	DefinitionsDir string
+	// PublicMetrics also serves /readyz and /metrics on the gateway's own
+	// listener, which faces the internet; by default only /healthz is
+	// there, and the process serves the rest on its admin listener.
+	PublicMetrics bool
 }
 
 // Defaults of Config.
@@ -100,7 +104,8 @@ func (c Config) withDefaults() Config {
 
 // Deps are what the gateway talks to. Registry receives the metrics; when
 // it is also a prometheus.Gatherer (as *prometheus.Registry is) /metrics
-// serves it, otherwise Gatherer must be set for /metrics to exist.
+// (Config.PublicMetrics) serves it, otherwise Gatherer must be set for
+// /metrics to exist.
 type Deps struct {
 	Auth     Authenticator
 	Pub      Publisher

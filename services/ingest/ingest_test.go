@@ -398,7 +398,7 @@ func TestMalformedRequestsWriteNothing(t *testing.T) {
 
 func TestAlertsEndToEnd(t *testing.T) {
 	start := time.Now().UTC()
-	g := newGateway(t, ingest.Config{})
+	g := newGateway(t, ingest.Config{PublicMetrics: true}) // reads /metrics
 	first, second := alert(set("severity", 1)), alert(set("device_id", g.device.DeviceID), set("received_at", "2001-01-01T00:00:00Z"))
 	body := alertsBody(first, second, first) // the repeat is dropped
 
@@ -488,7 +488,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 // With Kafka gone the gateway answers 503 and Retry-After, never 2xx.
 func TestKafkaDown(t *testing.T) {
-	g := newGateway(t, ingest.Config{PublishTimeout: time.Second})
+	g := newGateway(t, ingest.Config{PublishTimeout: time.Second, PublicMetrics: true}) // reads /readyz
 	// The device is known before the broker goes away.
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -13,11 +13,14 @@ func (s *server) routes(r *gin.Engine) {
 	r.POST("/v1/gaps", s.handleGap)
 	r.GET("/v1/definitions", s.handleDefinitions)
 
-	// Operations.
+	// Operations: readiness and metrics only when asked to, on a listener
+	// that faces the internet (the admin listener has them).
 	r.GET("/healthz", s.handleHealthz)
-	r.GET("/readyz", s.handleReadyz)
-	if s.gather != nil {
-		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{})))
+	if s.cfg.PublicMetrics {
+		r.GET("/readyz", s.handleReadyz)
+		if s.gather != nil {
+			r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{})))
+		}
 	}
 
 	r.NoRoute(func(c *gin.Context) { s.writeError(c, errorf(kindNotFound, "", "no such path %s", c.Request.URL.Path)) })

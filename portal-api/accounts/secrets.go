@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 
@@ -35,6 +36,24 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 )
+
+// argonSlots bounds the argon2id computations running at once. Each one
+// takes argonMemory (19 MiB) and a core for some milliseconds; unbounded, a
+// flood of logins (every one runs it: a correct password of an account
+// must never be refused for its address alone) would exhaust the memory
+// and stop the portal for everyone. Past the bound, requests queue: a
+// flood slows logins, it cannot take the process down.
+var argonSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+// argonKey is argon2.IDKey, a variable so a test can watch the bound.
+var argonKey = argon2.IDKey
+
+// idKey computes an argon2id key within argonSlots.
+func idKey(pw, salt []byte, t, m uint32, p uint8, n uint32) []byte {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
+	return argonKey(pw, salt, t, m, p, n)
+}
 
 //go:embed breached.txt
 var breachedList []byte
@@ -72,7 +91,7 @@ func hashPassword(pw string) string { return hashWithSalt(pw, randomBytes(16)) }
 
 // hashWithSalt is hashPassword with a given salt.
 func hashWithSalt(pw string, salt []byte) string {
-	k := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	k := idKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		enc.EncodeToString(salt), enc.EncodeToString(k))
@@ -107,7 +126,7 @@ func parsePHC(hash string) (phc, bool) {
 
 // derive is the argon2id key of pw under h's parameters and salt.
 func (h phc) derive(pw string) []byte {
-	return argon2.IDKey([]byte(pw), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
+	return idKey([]byte(pw), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
 }
 
 // verifyPassword checks pw against a PHC argon2id hash in constant time.

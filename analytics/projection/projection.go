@@ -94,18 +94,19 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 		status.rows = append(status.rows, []any{eventID, device, customer, state, changed.UTC(), detected.UTC()})
 	}
 
-	// A redelivered event (same id, same time) is skipped: harmless, but
-	// cheap. A resent alert is a new event with the same id and a later
+	// A redelivered event (same subject, id and time) is skipped: harmless,
+	// but cheap; the subject is the aggregate (an alert's device), so two
+	// devices' alerts under one id are two events. A resent alert is a new event with the same id and a later
 	// time; it must reach the table, where ReplacingMergeTree keeps the
 	// latest received_at whichever batches the two arrived in.
 	type key struct {
-		id string
-		at int64
+		subject, id string
+		at          int64
 	}
 	seen := make(map[key]bool, len(batch))
 	var written uint64
 	for _, env := range batch {
-		k := key{env.ID, env.Time.UnixNano()}
+		k := key{env.Subject, env.ID, env.Time.UnixNano()}
 		if seen[k] {
 			w.duplicate.Add(1)
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,6 +272,72 @@ func TestResentAlertSameResultInAnyBatching(t *testing.T) {
 			}
 			if n != 1 || !got.Equal(resent.ReceivedAt.Truncate(time.Second)) {
 				t.Fatalf("%d rows, received_at %s; want 1 row with the resend's %s", n, got, resent.ReceivedAt.Truncate(time.Second))
+			}
+		})
+	}
+}
+
+func envelope(t *testing.T, a events.Alert) events.Envelope {
+	t.Helper()
+	e, err := events.New("test", &a, a.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// count runs a count() query with args and returns the number.
+func count(t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// Two devices of one customer reporting one id at one instant keep one
+// alert each, in one batch or in two: the key is the device and the id.
+func TestDevicesDoNotReplaceEachOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	a := s.Alerts[0] // dev-1 of cust-1
+	b := a
+	b.DeviceID, b.Severity, b.Label = "dev-2", events.SeverityLow, "dev-2's own"
+	ea, eb := envelope(t, a), envelope(t, b)
+	for name, batches := range map[string][][]events.Envelope{"one batch": {{ea, eb}}, "two batches": {{ea}, {eb}}} {
+		t.Run(name, func(t *testing.T) {
+			conn, db := chtest.Database(t)
+			w := newWriter(t, conn, db)
+			for _, batch := range batches {
+				if err := w.Apply(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := conn.Exec(ctx, "OPTIMIZE TABLE "+db+".alerts_log FINAL"); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				"SELECT count() FROM " + db + ".alerts WHERE id = ?",
+				"SELECT count() FROM " + db + ".alerts_log WHERE id = ?",
+				"SELECT count() FROM " + db + ".alerts_by_customer FINAL WHERE id = ?",
+				"SELECT count() FROM " + db + ".alert_ids FINAL WHERE id = ?",
+				"SELECT sum(alerts) FROM " + db + ".alerts_daily WHERE customer_id = 'cust-1' AND day = toDate(?)",
+			} {
+				arg := any(a.ID)
+				if strings.Contains(q, "toDate") {
+					arg = a.DetectedAt
+				}
+				if got := count(t, conn, q, arg); got != 2 {
+					t.Errorf("%s: %d, want 2 (one per device)", q, got)
+				}
+			}
+			var sev uint8
+			if err := conn.QueryRow(ctx, "SELECT severity FROM "+db+".alerts WHERE id = ? AND device_id = 'dev-1'", a.ID).Scan(&sev); err != nil || sev != 3 {
+				t.Fatalf("dev-1's alert: severity %d, %v; want its own 3", sev, err)
 			}
 		})
 	}

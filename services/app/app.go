@@ -171,7 +171,9 @@ func (a *App) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions")}, ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	index := ingest.NewIndex(ingest.IndexConfig{})
+	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions")},
+		ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg, Index: index})
 	ln, err := a.listen(cfg.IngestAddr)
 	if err != nil {
 		prod.Close()
@@ -180,6 +182,7 @@ func (a *App) ingest(ctx context.Context) error {
 	a.p.Endpoints.Ingest = "https://" + ln.Addr().String()
 	srv := ingest.NewServer(ln, tlsCfg, h, log)
 	a.parts = append(a.parts, live.Run,
+		func(ctx context.Context) error { return index.Follow(ctx, a.p.Kafka, log) },
 		func(ctx context.Context) error {
 			defer prod.Close()
 			return srv.Run(ctx)

@@ -20,6 +20,7 @@ const (
 	kindForbidden                    // 403
 	kindNotFound                     // 404
 	kindMethod                       // 405
+	kindConflict                     // 409: an alert id stored before with other content
 	kindTooLarge                     // 413
 	kindUnsupportedMedia             // 415
 	kindUnavailable                  // 503, try again later
@@ -75,6 +76,8 @@ func (s *server) writeError(c *gin.Context, err error) {
 		status = http.StatusNotFound
 	case kindMethod:
 		status = http.StatusMethodNotAllowed
+	case kindConflict:
+		status = http.StatusConflict
 	case kindTooLarge:
 		status = http.StatusRequestEntityTooLarge
 	case kindUnsupportedMedia:

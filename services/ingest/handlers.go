@@ -21,23 +21,41 @@ func (s *server) handleAlerts(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	now := s.cfg.Now()
 	body, err := readBody(c.Request, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	envs, dups, err := decodeAlerts(body, who, s.cfg.Now(), s.cfg)
+	batch, err := decodeAlerts(body, who, now, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.publish(c.Request.Context(), envs); err != nil {
+	fresh, sums, resent, err := s.index.sort(who.deviceID, batch)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	s.metrics.alertsAccepted.Add(float64(len(envs)))
-	s.metrics.duplicates.Add(float64(dups))
-	c.JSON(http.StatusAccepted, gin.H{"accepted": len(envs)})
+	if len(fresh) > 0 {
+		if err := s.publish(c.Request.Context(), fresh); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		ids := make([]string, len(fresh))
+		for i, e := range fresh {
+			ids[i] = e.ID
+		}
+		s.index.learn(who.deviceID, ids, sums, now)
+	}
+	s.metrics.alertsAccepted.Add(float64(len(fresh)))
+	s.metrics.duplicates.Add(float64(batch.duplicates))
+	s.metrics.resent.Add(float64(resent))
+	reply := gin.H{"accepted": len(fresh)}
+	if resent > 0 {
+		reply["duplicates"] = resent
+	}
+	c.JSON(http.StatusAccepted, reply)
 }
 
 func (s *server) handleHeartbeat(c *gin.Context) {

@@ -108,6 +108,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
 	Commands Commands // optional; see Commands
+	// Index remembers the alerts stored recently; run its Follow beside
+	// the gateway. Nil means an index of this gateway's own writes only.
+	Index *AlertIndex
 }
 
 type server struct {
@@ -119,6 +122,7 @@ type server struct {
 	gather  prometheus.Gatherer
 	bundles *bundleCache
 	cmds    Commands
+	index   *AlertIndex
 }
 
 // New returns the gateway's handler. Auth and Pub are required; a nil
@@ -128,7 +132,10 @@ func New(cfg Config, deps Deps) http.Handler {
 	if deps.Auth == nil || deps.Pub == nil {
 		panic("ingest.New: Deps.Auth and Deps.Pub are required")
 	}
-	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer}
+	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer, index: deps.Index}
+	if s.index == nil {
+		s.index = NewIndex(IndexConfig{Now: s.cfg.Now})
+	}
 	s.bundles = newBundleCache(cfg.DefinitionsDir)
 	s.cmds = deps.Commands
 	if s.cmds == nil {

@@ -171,8 +171,12 @@ func (a *App) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rate := float64(cfg.IngestDeviceRate)
+	if rate == 0 {
+		rate = -1 // no limit
+	}
 	index := ingest.NewIndex(ingest.IndexConfig{})
-	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions")},
+	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions"), DeviceRate: rate, DeviceBurst: cfg.IngestDeviceBurst},
 		ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg, Index: index})
 	ln, err := a.listen(cfg.IngestAddr)
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
@@ -89,6 +91,44 @@ func TestAlertFirstVersionStands(t *testing.T) {
 			t.Fatalf("a mail shows the refused version: %s", m.Subject)
 		}
 	}
+}
+
+// An appliance over MIMAMORI_INGEST_DEVICE_RATE gets 429 and Retry-After;
+// its uplink waits and sends again, and nothing is lost.
+func TestDeviceRateLimitLosesNothing(t *testing.T) {
+	conn, db := chtest.EmptyDatabase(t)
+	s := newStackOn(t, conn, db, map[string]string{"MIMAMORI_INGEST_DEVICE_RATE": "100", "MIMAMORI_INGEST_DEVICE_BURST": "20"})
+	reg, dc := s.device(t)
+	heartbeat(t, dc) // activated: the notifier does not wait for it
+	logs := &lockedBuffer{ch: make(chan struct{}, 1)}
+	c, err := uplink.New(uplink.Config{BaseURL: s.p.Endpoints.Ingest, Credential: reg.Credential, CAFile: s.p.Endpoints.IngestCAFile,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	gen := fleet.NewGenerator(5)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sent := 0
+	for range 3 { // 50 alerts each, beyond the burst of 20
+		var batch []events.Alert
+		for range 50 {
+			batch = append(batch, gen.Alert(time.Now().UTC(), ""))
+		}
+		res, err := c.SendAlerts(ctx, batch)
+		if err != nil || res.Accepted != len(batch) {
+			t.Fatalf("send: %+v, %v", res, err)
+		}
+		sent += len(batch)
+	}
+	if l := logs.String(); !strings.Contains(l, "429 Too Many Requests") {
+		t.Fatalf("the uplink never met a 429:\n%s", l)
+	}
+	waitFor(t, 30*time.Second, "every alert in ClickHouse", func() (bool, string) {
+		n := countAlerts(t, s, "device_id = ?", reg.DeviceID)
+		return n == uint64(sent), fmt.Sprintf("%d of %d", n, sent)
+	})
 }
 
 // Rewrites that reach the log past the ingest (two gateways racing, an id

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,59 @@ func TestReassignedDeviceOldCredentialRefused(t *testing.T) {
 	if c := p.(*events.Alert).CustomerID; c != buyer {
 		t.Fatalf("alert after the move stamped with customer %s, want %s", c, buyer)
 	}
+}
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// A device over its alert rate gets 429 with Retry-After and nothing is
+// written; alerts count, not requests; other devices are not slowed; the
+// bucket refills with time; a request larger than the burst passes when
+// the bucket is full, and the device then waits for it to refill.
+func TestDeviceRateLimit(t *testing.T) {
+	clk := &clock{}
+	clk.ns.Store(time.Now().UnixNano())
+	g := newGateway(t, ingest.Config{DeviceRate: 2, DeviceBurst: 10, Now: clk.now})
+	many := func(n int) []map[string]any {
+		out := make([]map[string]any, n)
+		for i := range out {
+			out[i] = alert()
+		}
+		return out
+	}
+	throttled := func(t *testing.T, got response, retryAfter string) {
+		t.Helper()
+		wantRefused(t, got, http.StatusTooManyRequests, "", "too many alerts from this device: at most 2 a second on average, 10 at once")
+		if ra := got.header.Get("Retry-After"); ra != retryAfter {
+			t.Fatalf("Retry-After %q, want %q", ra, retryAfter)
+		}
+	}
+	tok := g.device.Credential
+	if got := g.post(t, tok, many(10)...); got.status != http.StatusAccepted {
+		t.Fatalf("10 alerts within the burst: %d %s", got.status, got.raw)
+	}
+	before := g.endOffsets(t, events.TopicAlerts)
+	throttled(t, g.post(t, tok, alert()), "1")
+	if n := g.endOffsets(t, events.TopicAlerts); n != before {
+		t.Fatalf("a throttled request wrote %d alerts", n-before)
+	}
+
+	other := g.registerDevice(t, g.customer)
+	if got := g.post(t, other.Credential, many(10)...); got.status != http.StatusAccepted {
+		t.Fatalf("another device: %d %s", got.status, got.raw)
+	}
+
+	clk.advance(2 * time.Second) // 4 alerts' worth
+	if got := g.post(t, tok, many(4)...); got.status != http.StatusAccepted {
+		t.Fatalf("after the refill: %d %s", got.status, got.raw)
+	}
+	throttled(t, g.post(t, tok, alert()), "1")
+
+	clk.advance(time.Hour)
+	if got := g.post(t, tok, many(30)...); got.status != http.StatusAccepted {
+		t.Fatalf("30 alerts into a full bucket of 10: %d %s", got.status, got.raw)
+	}
+	throttled(t, g.post(t, tok, alert()), "11") // 20 alerts in debt, and one more
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -22,6 +23,11 @@ func (s *server) handleAlerts(c *gin.Context) {
 		return
 	}
 	now := s.cfg.Now()
+	// A device over its limit is refused before its body is even read.
+	if wait := s.limit.check(who.deviceID, 1, now); wait > 0 {
+		s.writeError(c, s.throttled(wait))
+		return
+	}
 	body, err := readBody(c.Request, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
@@ -30,6 +36,10 @@ func (s *server) handleAlerts(c *gin.Context) {
 	batch, err := decodeAlerts(body, who, now, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
+		return
+	}
+	if wait := s.limit.take(who.deviceID, len(batch.envs)+batch.duplicates, now); wait > 0 {
+		s.writeError(c, s.throttled(wait))
 		return
 	}
 	fresh, sums, resent, err := s.index.sort(who.deviceID, batch)
@@ -56,6 +66,13 @@ func (s *server) handleAlerts(c *gin.Context) {
 		reply["duplicates"] = resent
 	}
 	c.JSON(http.StatusAccepted, reply)
+}
+
+// throttled is the 429 of a device over its alert rate.
+func (s *server) throttled(wait time.Duration) error {
+	return &apiError{kind: kindTooMany, retryAfter: wait, msg: fmt.Sprintf(
+		"too many alerts from this device: at most %g a second on average, %d at once; nothing was accepted, send them again after Retry-After",
+		s.cfg.DeviceRate, s.cfg.DeviceBurst)}
 }
 
 func (s *server) handleHeartbeat(c *gin.Context) {

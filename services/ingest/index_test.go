@@ -133,6 +133,23 @@ func TestIndexBounds(t *testing.T) {
 	}
 }
 
+// The limiter check on the hot path: one lock, one map lookup.
+func BenchmarkLimiterTake(b *testing.B) {
+	l := newLimiter(DefaultDeviceRate, DefaultDeviceBurst)
+	devices := make([]string, 10_000)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("dv_%027d", i)
+	}
+	now := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l.take(devices[i%len(devices)], 1, now)
+			i++
+		}
+	})
+}
+
 // The index on the hot path, per alert of 500-alert requests of devices
 // whose index is full (each new alert evicts the oldest): its content
 // sum, the lookup, and learning it once stored.

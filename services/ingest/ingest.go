@@ -65,6 +65,12 @@ type Config struct {
 	// DefinitionsDir holds the latest definitions bundle served on
 	// GET /v1/definitions (see LatestBundle); empty serves none.
 	DefinitionsDir string
+	// DeviceRate is how many alerts a second one device may send on
+	// average (default 200), DeviceBurst how many at once (default
+	// 50,000): beyond them it gets 429 with Retry-After. A negative
+	// DeviceRate turns the limit off.
+	DeviceRate  float64
+	DeviceBurst int
 }
 
 // Defaults of Config.
@@ -74,6 +80,11 @@ const (
 	DefaultMaxAlerts      = 1000
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultMaxFuture      = 24 * time.Hour
+	// A real appliance sends a few alerts a minute and, back from days
+	// offline, a queue of up to ~300,000: at these defaults the first
+	// 50,000 go at once and the rest within half an hour.
+	DefaultDeviceRate  = 200
+	DefaultDeviceBurst = 50_000
 )
 
 func (c Config) withDefaults() Config {
@@ -94,6 +105,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.DeviceRate == 0 {
+		c.DeviceRate = DefaultDeviceRate
+	}
+	if c.DeviceBurst <= 0 {
+		c.DeviceBurst = DefaultDeviceBurst
 	}
 	return c
 }
@@ -123,6 +140,7 @@ type server struct {
 	bundles *bundleCache
 	cmds    Commands
 	index   *AlertIndex
+	limit   *limiter
 }
 
 // New returns the gateway's handler. Auth and Pub are required; a nil
@@ -136,6 +154,7 @@ func New(cfg Config, deps Deps) http.Handler {
 	if s.index == nil {
 		s.index = NewIndex(IndexConfig{Now: s.cfg.Now})
 	}
+	s.limit = newLimiter(s.cfg.DeviceRate, s.cfg.DeviceBurst)
 	s.bundles = newBundleCache(cfg.DefinitionsDir)
 	s.cmds = deps.Commands
 	if s.cmds == nil {

@@ -2,7 +2,9 @@
 // heartbeats, the device registry and customers, batch-inserted over the
 // native protocol. Writing is idempotent (ReplacingMergeTree on event ids,
 // uniqExact states in the aggregates), so a redelivered or replayed event
-// never changes a number a customer sees.
+// never changes a number a customer sees, and an alert keeps its first
+// version: a later event with its device and id but other content is not
+// written.
 package projection
 
 import (
@@ -32,7 +34,7 @@ type Writer struct {
 	logger  *slog.Logger
 	timeout time.Duration
 
-	written, skipped, invalid, duplicate atomic.Uint64
+	written, skipped, invalid, duplicate, rewrites atomic.Uint64
 }
 
 // Stats counts envelopes since the Writer was made.
@@ -43,6 +45,9 @@ type Stats struct {
 	// Duplicate counts repeats of an event id within one batch, written
 	// once; repeats across batches are written again and collapse later.
 	Duplicate uint64
+	// Rewrites counts alerts not written because their device and id were
+	// stored before with other content: the first version stands.
+	Rewrites uint64
 }
 
 // New returns a Writer into database db (already migrated).
@@ -58,7 +63,8 @@ func New(conn driver.Conn, db string, logger *slog.Logger) (*Writer, error) {
 
 // Stats returns the counts so far.
 func (w *Writer) Stats() Stats {
-	return Stats{Written: w.written.Load(), Skipped: w.skipped.Load(), Invalid: w.invalid.Load(), Duplicate: w.duplicate.Load()}
+	return Stats{Written: w.written.Load(), Skipped: w.skipped.Load(), Invalid: w.invalid.Load(), Duplicate: w.duplicate.Load(),
+		Rewrites: w.rewrites.Load()}
 }
 
 // rows of one table; cols is the explicit column list of its INSERT.
@@ -74,8 +80,7 @@ type table struct {
 // An error means some table was not written; applying the whole batch again
 // is safe.
 func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
-	alerts := &table{name: "alerts_log", cols: "id, device_id, customer_id, detected_at, received_at, severity, kind, indicator, label, action, " +
-		"src_ip, src_port, src_mac, dst_ip, dst_port, dst_mac, protocol, zones, url, domain, file_name, file_sha256, definitions_version, count"}
+	alerts := &table{name: "alerts_log", cols: alertCols}
 	heartbeats := &table{name: "heartbeats", cols: "id, device_id, customer_id, sent_at, received_at, firmware_version, definitions_version, " +
 		"uptime_seconds, clients, packets, bytes, alerts, queue_depth"}
 	registrations := &table{name: "device_registrations", cols: "device_id, serial, mac, model, manufactured_on, registered_at"}
@@ -94,18 +99,21 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 		status.rows = append(status.rows, []any{eventID, device, customer, state, changed.UTC(), detected.UTC()})
 	}
 
-	// A redelivered event (same id, same time) is skipped: harmless, but
-	// cheap. A resent alert is a new event with the same id and a later
+	// A redelivered event (same subject, id and time) is skipped: harmless,
+	// but cheap; the subject is the aggregate (an alert's device), so two
+	// devices' alerts under one id are two events. A resent alert is a new event with the same id and a later
 	// time; it must reach the table, where ReplacingMergeTree keeps the
-	// latest received_at whichever batches the two arrived in.
+	// latest received_at whichever batches the two arrived in. Alerts go
+	// through firstVersions before they are written.
 	type key struct {
-		id string
-		at int64
+		subject, id string
+		at          int64
 	}
 	seen := make(map[key]bool, len(batch))
 	var written uint64
+	var alertEvents []*events.Alert
 	for _, env := range batch {
-		k := key{env.ID, env.Time.UnixNano()}
+		k := key{env.Subject, env.ID, env.Time.UnixNano()}
 		if seen[k] {
 			w.duplicate.Add(1)
 			continue
@@ -124,10 +132,7 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 		}
 		switch p := p.(type) {
 		case *events.Alert:
-			alerts.rows = append(alerts.rows, []any{p.ID, p.DeviceID, p.CustomerID, p.DetectedAt.UTC(), p.ReceivedAt.UTC(),
-				uint8(p.Severity), p.Kind, p.Indicator, p.Label, p.Action,
-				p.SrcIP, uint16(p.SrcPort), p.SrcMAC, p.DstIP, uint16(p.DstPort), p.DstMAC,
-				p.Protocol, p.Zones, p.URL, p.Domain, p.FileName, p.FileSHA256, p.DefinitionsVersion, uint32(p.Count)})
+			alertEvents = append(alertEvents, p)
 		case *events.Heartbeat:
 			heartbeats.rows = append(heartbeats.rows, []any{p.ID, p.DeviceID, p.CustomerID, p.SentAt.UTC(), p.ReceivedAt.UTC(),
 				p.FirmwareVersion, p.DefinitionsVersion, p.UptimeSeconds, uint32(p.Clients), p.Packets, p.Bytes, p.Alerts, p.QueueDepth})
@@ -160,6 +165,14 @@ func (w *Writer) Apply(ctx context.Context, batch []events.Envelope) error {
 			continue
 		}
 		written++
+	}
+	first, err := w.firstVersions(ctx, alertEvents)
+	if err != nil {
+		return err
+	}
+	written -= uint64(len(alertEvents) - len(first))
+	for i := range first {
+		alerts.rows = append(alerts.rows, first[i].values())
 	}
 	for _, t := range []*table{customers, registrations, assignments, alerts, heartbeats, status, notifications, notices} {
 		if err := w.insert(ctx, t); err != nil {

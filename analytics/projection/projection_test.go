@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,6 +272,147 @@ func TestResentAlertSameResultInAnyBatching(t *testing.T) {
 			}
 			if n != 1 || !got.Equal(resent.ReceivedAt.Truncate(time.Second)) {
 				t.Fatalf("%d rows, received_at %s; want 1 row with the resend's %s", n, got, resent.ReceivedAt.Truncate(time.Second))
+			}
+		})
+	}
+}
+
+func envelope(t *testing.T, a events.Alert) events.Envelope {
+	t.Helper()
+	e, err := events.New("test", &a, a.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// count runs a count() query with args and returns the number.
+func count(t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// An alert keeps its first version: a later event with its device and id
+// but other content (a ★★★ turned ★☆☆, dated three days earlier, stamped
+// with the customer the device moved to) is not written, in the raw rows,
+// the portal's copies or the daily aggregates, however the events are
+// batched; a resend of the first content still records its later receipt.
+func TestAlertKeepsItsFirstVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	first := s.Alerts[0]
+	rewrite := first
+	rewrite.Severity, rewrite.Label, rewrite.CustomerID = events.SeverityLow, "nothing to see", "cust-2"
+	rewrite.DetectedAt, rewrite.ReceivedAt = first.DetectedAt.Add(-72*time.Hour), first.ReceivedAt.Add(time.Minute)
+	resend := first
+	resend.ReceivedAt = first.ReceivedAt.Add(2 * time.Minute)
+	v1, v2, v3 := envelope(t, first), envelope(t, rewrite), envelope(t, resend)
+	for name, batches := range map[string][][]events.Envelope{
+		"one batch":          {{v1, v2, v3}},
+		"three batches":      {{v1}, {v2}, {v3}},
+		"resend, then other": {{v1, v3}, {v2}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, db := chtest.Database(t)
+			w := newWriter(t, conn, db)
+			for _, b := range batches {
+				if err := w.Apply(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := w.Stats(); st.Rewrites != 1 || st.Written != 2 {
+				t.Fatalf("Stats = %+v, want 1 rewrite not written and 2 alerts written", st)
+			}
+			var n uint64
+			var sev uint8
+			var label, customer string
+			var received time.Time
+			if err := conn.QueryRow(ctx, "SELECT count(), any(severity), any(label), any(customer_id), max(received_at) FROM "+db+".alerts WHERE id = ?",
+				first.ID).Scan(&n, &sev, &label, &customer, &received); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 || sev != 3 || label != first.Label || customer != "cust-1" || !received.Equal(resend.ReceivedAt.Truncate(time.Second)) {
+				t.Fatalf("alerts: %d rows, severity %d, label %q, customer %s, received %s; want the first version, received at the resend %s",
+					n, sev, label, customer, received, resend.ReceivedAt.Truncate(time.Second))
+			}
+			for _, q := range []string{
+				"SELECT count() FROM " + db + ".alerts_by_customer FINAL WHERE id = ? AND severity = 3 AND customer_id = 'cust-1'",
+				"SELECT count() FROM " + db + ".alert_ids FINAL WHERE id = ? AND customer_id = 'cust-1'",
+				"SELECT sum(alerts) FROM " + db + ".alerts_daily WHERE device_id = 'dev-1' AND severity = 3 AND day = toDate(?)",
+			} {
+				arg := any(first.ID)
+				if strings.Contains(q, "toDate") {
+					arg = first.DetectedAt
+				}
+				if got := count(t, conn, q, arg); got != 1 {
+					t.Errorf("%s: %d, want 1", q, got)
+				}
+			}
+			for _, q := range []string{
+				"SELECT count() FROM " + db + ".alerts_by_customer FINAL WHERE id = ? AND severity != 3",
+				"SELECT count() FROM " + db + ".alert_ids WHERE id = ? AND customer_id != 'cust-1'",
+				"SELECT count() FROM " + db + ".alerts_daily WHERE device_id = 'dev-1' AND (severity != 3 OR customer_id != 'cust-1')",
+				"SELECT count() FROM " + db + ".alerts_daily_jst WHERE device_id = 'dev-1' AND (severity != 3 OR customer_id != 'cust-1')",
+			} {
+				var args []any
+				if strings.Contains(q, "id = ?") {
+					args = append(args, first.ID)
+				}
+				if got := count(t, conn, q, args...); got != 0 {
+					t.Errorf("%s: %d, want 0 (the rewrite reached a read model)", q, got)
+				}
+			}
+		})
+	}
+}
+
+// Two devices of one customer reporting one id at one instant keep one
+// alert each, in one batch or in two: the key is the device and the id.
+func TestDevicesDoNotReplaceEachOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := chtest.NewSample(t, time.Now())
+	a := s.Alerts[0] // dev-1 of cust-1
+	b := a
+	b.DeviceID, b.Severity, b.Label = "dev-2", events.SeverityLow, "dev-2's own"
+	ea, eb := envelope(t, a), envelope(t, b)
+	for name, batches := range map[string][][]events.Envelope{"one batch": {{ea, eb}}, "two batches": {{ea}, {eb}}} {
+		t.Run(name, func(t *testing.T) {
+			conn, db := chtest.Database(t)
+			w := newWriter(t, conn, db)
+			for _, batch := range batches {
+				if err := w.Apply(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := conn.Exec(ctx, "OPTIMIZE TABLE "+db+".alerts_log FINAL"); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				"SELECT count() FROM " + db + ".alerts WHERE id = ?",
+				"SELECT count() FROM " + db + ".alerts_log WHERE id = ?",
+				"SELECT count() FROM " + db + ".alerts_by_customer FINAL WHERE id = ?",
+				"SELECT count() FROM " + db + ".alert_ids FINAL WHERE id = ?",
+				"SELECT sum(alerts) FROM " + db + ".alerts_daily WHERE customer_id = 'cust-1' AND day = toDate(?)",
+			} {
+				arg := any(a.ID)
+				if strings.Contains(q, "toDate") {
+					arg = a.DetectedAt
+				}
+				if got := count(t, conn, q, arg); got != 2 {
+					t.Errorf("%s: %d, want 2 (one per device)", q, got)
+				}
+			}
+			var sev uint8
+			if err := conn.QueryRow(ctx, "SELECT severity FROM "+db+".alerts WHERE id = ? AND device_id = 'dev-1'", a.ID).Scan(&sev); err != nil || sev != 3 {
+				t.Fatalf("dev-1's alert: severity %d, %v; want its own 3", sev, err)
 			}
 		})
 	}

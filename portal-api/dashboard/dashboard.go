@@ -5,9 +5,10 @@
 // (alerts_daily_jst_by_customer, alerts_customer_daily_jst_state,
 // active_days_jst_log), so each answer reads a few thousand rows whatever the
 // size of the alerts table; the alert list and detail read
-// alerts_by_customer, the alerts sorted by (customer_id, detected_at, id),
-// where a customer's period is a short range, and alert_ids, which gives an
-// alert's detected_at by id.
+// alerts_by_customer, the alerts sorted by (customer_id, detected_at, id,
+// device_id), where a customer's period is a short range, and alert_ids,
+// which gives an alert's device and detected_at by id. An alert is its
+// device's: two devices reporting one id are two alerts.
 package dashboard
 
 import (
@@ -271,14 +272,14 @@ func (s *Store) Alerts(ctx context.Context, customer string, f Filter) ([]Alert,
 	}
 	cond := strings.Join(where, " AND ")
 	// No FINAL: it reads every part of the period's partitions. A resent
-	// alert keeps its id, so distinct ids count it once, and LIMIT 1 BY id
-	// keeps its latest receipt. The count runs beside the page.
+	// alert keeps its device and id, so distinct pairs count it once, and
+	// LIMIT 1 BY keeps its latest receipt. The count runs beside the page.
 	var total uint64
 	var countErr error
 	counted := make(chan struct{})
 	go func() {
 		defer close(counted)
-		if err := s.conn.QueryRow(ctx, s.q(`SELECT uniqExact(id) FROM {db}.alerts_by_customer WHERE `+cond), args...).Scan(&total); err != nil {
+		if err := s.conn.QueryRow(ctx, s.q(`SELECT uniqExact(device_id, id) FROM {db}.alerts_by_customer WHERE `+cond), args...).Scan(&total); err != nil {
 			countErr = fmt.Errorf("dashboard: count alerts: %w", err)
 		}
 	}()
@@ -299,12 +300,12 @@ func (s *Store) alertPage(ctx context.Context, cond string, args []any, f Filter
 	if f.Desc {
 		dir = "DESC"
 	}
-	order := "detected_at " + dir + ", id " + dir + ", received_at DESC"
+	order := "detected_at " + dir + ", id " + dir + ", device_id " + dir + ", received_at DESC"
 	if f.Sort == "severity" {
-		order = "severity " + dir + ", detected_at DESC, id DESC, received_at DESC"
+		order = "severity " + dir + ", detected_at DESC, id DESC, device_id DESC, received_at DESC"
 	}
 	limit := fmt.Sprintf(" LIMIT %d, %d", (f.Page-1)*f.PageSize, f.PageSize)
-	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_by_customer WHERE `+cond+` ORDER BY `+order+` LIMIT 1 BY id`+limit), args...)
+	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_by_customer WHERE `+cond+` ORDER BY `+order+` LIMIT 1 BY id, device_id`+limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: alerts: %w", err)
 	}
@@ -320,23 +321,26 @@ func (s *Store) alertPage(ctx context.Context, cond string, args []any, f Filter
 	return items, rows.Err()
 }
 
-// Alert returns one of the customer's alerts, or ErrNotFound.
+// Alert returns one of the customer's alerts, or ErrNotFound. Should two
+// of the customer's devices have reported the id, the one whose device ID
+// sorts first is returned (the list shows both).
 func (s *Store) Alert(ctx context.Context, customer, id string) (Alert, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	// alert_ids gives detected_at, so the read touches one partition by
-	// its whole sorting key.
+	// alert_ids gives the device and detected_at, so the read touches one
+	// partition by its whole sorting key.
+	var device string
 	var at time.Time
-	if err := s.conn.QueryRow(ctx, s.q(`SELECT detected_at FROM {db}.alert_ids WHERE customer_id = ? AND id = ? LIMIT 1`),
-		customer, id).Scan(&at); err != nil {
+	if err := s.conn.QueryRow(ctx, s.q(`SELECT device_id, detected_at FROM {db}.alert_ids WHERE id = ? AND customer_id = ?
+		ORDER BY device_id LIMIT 1`), id, customer).Scan(&device, &at); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Alert{}, ErrNotFound
 		}
 		return Alert{}, fmt.Errorf("dashboard: alert id: %w", err)
 	}
 	rows, err := s.conn.Query(ctx, s.q(`SELECT `+alertCols+` FROM {db}.alerts_by_customer
-		WHERE customer_id = ? AND detected_at = ? AND id = ? AND detected_at >= ? ORDER BY received_at DESC LIMIT 1`),
-		customer, at.UTC(), id, s.cutoff())
+		WHERE customer_id = ? AND detected_at = ? AND id = ? AND device_id = ? AND detected_at >= ? ORDER BY received_at DESC LIMIT 1`),
+		customer, at.UTC(), id, device, s.cutoff())
 	if err != nil {
 		return Alert{}, fmt.Errorf("dashboard: alert: %w", err)
 	}

@@ -129,7 +129,7 @@ func (o *opAPI) customers(c *gin.Context) {
 		into map[string]uint64
 	}{
 		{fmt.Sprintf(`SELECT customer_id, count() FROM %s.devices GROUP BY customer_id`, o.deps.Database), nil, devices},
-		{fmt.Sprintf(`SELECT customer_id, uniqExact(id) FROM %s.alerts_log WHERE detected_at >= ? GROUP BY customer_id`, o.deps.Database),
+		{fmt.Sprintf(`SELECT customer_id, uniqExact(device_id, id) FROM %s.alerts_log WHERE detected_at >= ? GROUP BY customer_id`, o.deps.Database),
 			[]any{o.dash.st.Now().Add(-30 * 24 * time.Hour).UTC()}, alerts},
 	} {
 		rows, err := o.deps.Conn.Query(ctx, q.sql, q.args...)

@@ -166,8 +166,8 @@ func readStatus(ctx context.Context, d Deps) (Status, error) {
 	q := fmt.Sprintf(`SELECT
 		(SELECT uniqExact(customer_id) FROM %[1]s.customers),
 		(SELECT uniqExact(device_id) FROM %[1]s.devices),
-		(SELECT uniqExact(id) FROM %[1]s.alerts_log WHERE detected_at >= now() - 86400),
-		(SELECT uniqExact(id) FROM %[1]s.alerts_log),
+		(SELECT uniqExact(device_id, id) FROM %[1]s.alerts_log WHERE detected_at >= now() - 86400),
+		(SELECT uniqExact(device_id, id) FROM %[1]s.alerts_log),
 		(SELECT max(detected_at) FROM %[1]s.alerts_log),
 		(SELECT max(received_at) FROM %[1]s.heartbeats)`, d.Database)
 	err := d.Conn.QueryRow(ctx, q).Scan(&s.Customers, &s.Devices, &s.Alerts24h, &s.Alerts, &s.LastAlertAt, &s.LastHeartbeat)

@@ -183,8 +183,14 @@ func (a *App) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions"), PublicMetrics: cfg.PublicMetrics},
-		ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg})
+	rate := float64(cfg.IngestDeviceRate)
+	if rate == 0 {
+		rate = -1 // no limit
+	}
+	index := ingest.NewIndex(ingest.IndexConfig{})
+	h := ingest.New(ingest.Config{DefinitionsDir: filepath.Join(cfg.DataDir, "definitions"), PublicMetrics: cfg.PublicMetrics,
+		DeviceRate: rate, DeviceBurst: cfg.IngestDeviceBurst},
+		ingest.Deps{Auth: live, Pub: prod, Logger: log, Registry: a.reg, Index: index})
 	a.checks["kafka"] = prod.Ping
 	ln, err := a.listen(cfg.IngestAddr)
 	if err != nil {
@@ -194,6 +200,7 @@ func (a *App) ingest(ctx context.Context) error {
 	a.p.Endpoints.Ingest = "https://" + ln.Addr().String()
 	srv := ingest.NewServer(ln, tlsCfg, h, log)
 	a.parts = append(a.parts, live.Run,
+		func(ctx context.Context) error { return index.Follow(ctx, a.p.Kafka, log) },
 		func(ctx context.Context) error {
 			defer prod.Close()
 			return srv.Run(ctx)

@@ -58,6 +58,11 @@ type Config struct {
 	PortalTrustedProxies []netip.Prefix
 	PublicMetrics        bool
 
+	// IngestDeviceRate and IngestDeviceBurst bound the alerts one device
+	// may send (a second on average, at once); rate 0: no limit.
+	IngestDeviceRate  int
+	IngestDeviceBurst int
+
 	// InstanceID, when set, makes this process a static member of the
 	// projector's, watchdog's and notifier's consumer groups (KIP-345).
 	InstanceID string
@@ -254,6 +259,8 @@ func settings() []setting {
 		s("ingest-cert-file", "MIMAMORI_INGEST_CERT_FILE", "", "PEM certificate of the ingest gateway; empty uses the local CA in the data folder", func(c *Config) *string { return &c.IngestCertFile }),
 		s("ingest-key-file", "MIMAMORI_INGEST_KEY_FILE", "", "PEM private key of the ingest gateway", func(c *Config) *string { return &c.IngestKeyFile }),
 		l("ingest-hosts", "MIMAMORI_INGEST_HOSTS", "localhost,127.0.0.1,::1", "names and addresses the local CA certifies for the ingest gateway", func(c *Config) *[]string { return &c.IngestHosts }),
+		n("ingest-device-rate", "MIMAMORI_INGEST_DEVICE_RATE", "200", "alerts a second one appliance may send on average before the ingest answers 429 (0: no limit)", func(c *Config) *int { return &c.IngestDeviceRate }),
+		n("ingest-device-burst", "MIMAMORI_INGEST_DEVICE_BURST", "50000", "alerts one appliance may send at once beyond its rate", func(c *Config) *int { return &c.IngestDeviceBurst }),
 		s("portal-addr", "MIMAMORI_PORTAL_ADDR", "127.0.0.1:8080", "HTTP address of the portal", func(c *Config) *string { return &c.PortalAddr }),
 		s("admin-addr", "MIMAMORI_ADMIN_ADDR", "127.0.0.1:9464", "HTTP address of /healthz, /readyz and /metrics of every service of the process", func(c *Config) *string { return &c.AdminAddr }),
 		b("public-metrics", "MIMAMORI_PUBLIC_METRICS", "false", "also serve /readyz and /metrics on the ingest and portal listeners (they face the internet; /healthz is always there)", func(c *Config) *bool { return &c.PublicMetrics }),
@@ -344,6 +351,9 @@ func (c *Config) validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be a positive duration, got %s", d.name, d.v)
 		}
+	}
+	if c.IngestDeviceRate < 0 || c.IngestDeviceBurst < 1 {
+		return fmt.Errorf("ingest-device-rate must be 0 (no limit) or more and ingest-device-burst at least 1, got %d and %d", c.IngestDeviceRate, c.IngestDeviceBurst)
 	}
 	return c.validateSMSGateway()
 }

@@ -80,51 +80,65 @@ type alertsRequest struct {
 	Alerts []json.RawMessage `json:"alerts"`
 }
 
+// alertBatch is a request's alerts as they would be published, each once.
+type alertBatch struct {
+	envs       []events.Envelope
+	index      []int // index[i] is the position of envs[i] in the request
+	duplicates int   // repeats of an alert earlier in the request, dropped
+}
+
 // decodeAlerts turns a body into the envelopes to publish: every alert
 // decoded strictly, validated, checked against the sender, stamped, and
-// deduplicated by id. One bad alert fails the whole request.
-func decodeAlerts(body []byte, who identity, now time.Time, cfg Config) (envs []events.Envelope, duplicates int, err error) {
+// deduplicated by id. One bad alert fails the whole request, and so does
+// an id that comes twice with different content (409).
+func decodeAlerts(body []byte, who identity, now time.Time, cfg Config) (alertBatch, error) {
 	var req alertsRequest
 	if err := decodeStrict(body, &req, ""); err != nil {
-		return nil, 0, err
+		return alertBatch{}, err
 	}
 	switch n := len(req.Alerts); {
 	case n == 0:
-		return nil, 0, errorf(kindBadRequest, "alerts", "alerts: send 1 to %d alerts, got none", cfg.MaxAlerts)
+		return alertBatch{}, errorf(kindBadRequest, "alerts", "alerts: send 1 to %d alerts, got none", cfg.MaxAlerts)
 	case n > cfg.MaxAlerts:
-		return nil, 0, errorf(kindTooLarge, "alerts", "alerts: at most %d alerts per request, got %d", cfg.MaxAlerts, n)
+		return alertBatch{}, errorf(kindTooLarge, "alerts", "alerts: at most %d alerts per request, got %d", cfg.MaxAlerts, n)
 	}
-	seen := make(map[string]bool, len(req.Alerts))
-	envs = make([]events.Envelope, 0, len(req.Alerts))
+	seen := make(map[string]int, len(req.Alerts)) // id → its position in b.envs
+	b := alertBatch{envs: make([]events.Envelope, 0, len(req.Alerts)), index: make([]int, 0, len(req.Alerts))}
 	for i, raw := range req.Alerts {
 		path := "alerts[" + strconv.Itoa(i) + "]"
 		var a events.Alert
 		if err := decodeStrict(raw, &a, path); err != nil {
-			return nil, 0, err
+			return alertBatch{}, err
 		}
 		if err := checkFromDevice(a.ValidateFromDevice(), path); err != nil {
-			return nil, 0, err
+			return alertBatch{}, err
 		}
 		if err := checkSender(a.DeviceID, a.CustomerID, who, path); err != nil {
-			return nil, 0, err
+			return alertBatch{}, err
 		}
 		if a.DetectedAt.After(now.Add(cfg.MaxFuture)) {
-			return nil, 0, errorf(kindBadRequest, join(path, "detected_at"), "%s: %s is more than %s ahead of the server clock (%s)",
+			return alertBatch{}, errorf(kindBadRequest, join(path, "detected_at"), "%s: %s is more than %s ahead of the server clock (%s)",
 				join(path, "detected_at"), a.DetectedAt.Format(time.RFC3339), cfg.MaxFuture, now.UTC().Format(time.RFC3339))
 		}
-		if seen[a.ID] {
-			duplicates++
-			continue
-		}
-		seen[a.ID] = true
 		a.DeviceID, a.CustomerID, a.ReceivedAt = who.deviceID, who.customerID, now.UTC()
 		e, err := events.New(Source, &a, now)
 		if err != nil {
-			return nil, 0, &apiError{kind: kindBadRequest, field: path, msg: path + ": " + err.Error(), cause: err}
+			return alertBatch{}, &apiError{kind: kindBadRequest, field: path, msg: path + ": " + err.Error(), cause: err}
 		}
-		envs = append(envs, e)
+		if j, ok := seen[a.ID]; ok {
+			// Stamped alike, so the same content is the same bytes.
+			if !bytes.Equal(b.envs[j].Data, e.Data) {
+				f := join(path, "id")
+				return alertBatch{}, errorf(kindConflict, f, "%s: alert %s is also alerts[%d], with other content; an alert is written once (a new alert needs a new id)",
+					f, a.ID, b.index[j])
+			}
+			b.duplicates++
+			continue
+		}
+		seen[a.ID] = len(b.envs)
+		b.envs, b.index = append(b.envs, e), append(b.index, i)
 	}
-	return envs, duplicates, nil
+	return b, nil
 }
 
 // decodeHeartbeat is decodeAlerts for one heartbeat.

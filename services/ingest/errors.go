@@ -3,7 +3,10 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,8 +23,10 @@ const (
 	kindForbidden                    // 403
 	kindNotFound                     // 404
 	kindMethod                       // 405
+	kindConflict                     // 409: an alert id stored before with other content
 	kindTooLarge                     // 413
 	kindUnsupportedMedia             // 415
+	kindTooMany                      // 429, try again after retryAfter
 	kindUnavailable                  // 503, try again later
 )
 
@@ -32,6 +37,8 @@ type apiError struct {
 	field string
 	msg   string
 	cause error // for the log only
+	// retryAfter is when a 429 may be sent again.
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -75,10 +82,15 @@ func (s *server) writeError(c *gin.Context, err error) {
 		status = http.StatusNotFound
 	case kindMethod:
 		status = http.StatusMethodNotAllowed
+	case kindConflict:
+		status = http.StatusConflict
 	case kindTooLarge:
 		status = http.StatusRequestEntityTooLarge
 	case kindUnsupportedMedia:
 		status = http.StatusUnsupportedMediaType
+	case kindTooMany:
+		status = http.StatusTooManyRequests
+		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ae.retryAfter.Seconds())))))
 	case kindUnavailable:
 		status = http.StatusServiceUnavailable
 		c.Header("Retry-After", "5")

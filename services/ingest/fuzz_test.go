@@ -63,12 +63,13 @@ func FuzzAlertsBody(f *testing.F) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	cfg := Config{}.withDefaults()
 	f.Fuzz(func(t *testing.T, body []byte, gzipped bool) {
-		var envs []events.Envelope
+		var batch alertBatch
 		ok := fuzzRequest(t, body, gzipped, func(b []byte) error {
 			var err error
-			envs, _, err = decodeAlerts(b, fuzzWho, now, cfg)
+			batch, err = decodeAlerts(b, fuzzWho, now, cfg)
 			return err
 		})
+		envs := batch.envs
 		if !ok {
 			return
 		}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -21,23 +22,57 @@ func (s *server) handleAlerts(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	now := s.cfg.Now()
+	// A device over its limit is refused before its body is even read.
+	if wait := s.limit.check(who.deviceID, 1, now); wait > 0 {
+		s.writeError(c, s.throttled(wait))
+		return
+	}
 	body, err := readBody(c.Request, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	envs, dups, err := decodeAlerts(body, who, s.cfg.Now(), s.cfg)
+	batch, err := decodeAlerts(body, who, now, s.cfg)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if err := s.publish(c.Request.Context(), envs); err != nil {
+	if wait := s.limit.take(who.deviceID, len(batch.envs)+batch.duplicates, now); wait > 0 {
+		s.writeError(c, s.throttled(wait))
+		return
+	}
+	fresh, sums, resent, err := s.index.sort(who.deviceID, batch)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	s.metrics.alertsAccepted.Add(float64(len(envs)))
-	s.metrics.duplicates.Add(float64(dups))
-	c.JSON(http.StatusAccepted, gin.H{"accepted": len(envs)})
+	if len(fresh) > 0 {
+		if err := s.publish(c.Request.Context(), fresh); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		ids := make([]string, len(fresh))
+		for i, e := range fresh {
+			ids[i] = e.ID
+		}
+		s.index.learn(who.deviceID, ids, sums, now)
+	}
+	s.metrics.alertsAccepted.Add(float64(len(fresh)))
+	s.metrics.duplicates.Add(float64(batch.duplicates))
+	s.metrics.resent.Add(float64(resent))
+	reply := gin.H{"accepted": len(fresh)}
+	if resent > 0 {
+		reply["duplicates"] = resent
+	}
+	c.JSON(http.StatusAccepted, reply)
+}
+
+// throttled is the 429 of a device over its alert rate.
+func (s *server) throttled(wait time.Duration) error {
+	return &apiError{kind: kindTooMany, retryAfter: wait, msg: fmt.Sprintf(
+		"too many alerts from this device: at most %g a second on average, %d at once; nothing was accepted, send them again after Retry-After",
+		s.cfg.DeviceRate, s.cfg.DeviceBurst)}
 }
 
 func (s *server) handleHeartbeat(c *gin.Context) {

@@ -69,6 +69,12 @@ type Config struct {
 	// listener, which faces the internet; by default only /healthz is
 	// there, and the process serves the rest on its admin listener.
 	PublicMetrics bool
+	// DeviceRate is how many alerts a second one device may send on
+	// average (default 200), DeviceBurst how many at once (default
+	// 50,000): beyond them it gets 429 with Retry-After. A negative
+	// DeviceRate turns the limit off.
+	DeviceRate  float64
+	DeviceBurst int
 }
 
 // Defaults of Config.
@@ -78,6 +84,11 @@ const (
 	DefaultMaxAlerts      = 1000
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultMaxFuture      = 24 * time.Hour
+	// A real appliance sends a few alerts a minute and, back from days
+	// offline, a queue of up to ~300,000: at these defaults the first
+	// 50,000 go at once and the rest within half an hour.
+	DefaultDeviceRate  = 200
+	DefaultDeviceBurst = 50_000
 )
 
 func (c Config) withDefaults() Config {
@@ -99,6 +110,12 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.DeviceRate == 0 {
+		c.DeviceRate = DefaultDeviceRate
+	}
+	if c.DeviceBurst <= 0 {
+		c.DeviceBurst = DefaultDeviceBurst
+	}
 	return c
 }
 
@@ -113,6 +130,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
 	Commands Commands // optional; see Commands
+	// Index remembers the alerts stored recently; run its Follow beside
+	// the gateway. Nil means an index of this gateway's own writes only.
+	Index *AlertIndex
 }
 
 type server struct {
@@ -124,6 +144,8 @@ type server struct {
 	gather  prometheus.Gatherer
 	bundles *bundleCache
 	cmds    Commands
+	index   *AlertIndex
+	limit   *limiter
 }
 
 // New returns the gateway's handler. Auth and Pub are required; a nil
@@ -133,7 +155,11 @@ func New(cfg Config, deps Deps) http.Handler {
 	if deps.Auth == nil || deps.Pub == nil {
 		panic("ingest.New: Deps.Auth and Deps.Pub are required")
 	}
-	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer}
+	s := &server{cfg: cfg.withDefaults(), auth: deps.Auth, pub: deps.Pub, log: deps.Logger, gather: deps.Gatherer, index: deps.Index}
+	if s.index == nil {
+		s.index = NewIndex(IndexConfig{Now: s.cfg.Now})
+	}
+	s.limit = newLimiter(s.cfg.DeviceRate, s.cfg.DeviceBurst)
 	s.bundles = newBundleCache(cfg.DefinitionsDir)
 	s.cmds = deps.Commands
 	if s.cmds == nil {

@@ -13,6 +13,7 @@ type metrics struct {
 	alertsAccepted     prometheus.Counter
 	heartbeatsAccepted prometheus.Counter
 	duplicates         prometheus.Counter
+	resent             prometheus.Counter
 	publish            *prometheus.HistogramVec
 }
 
@@ -34,13 +35,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "mimamori", Subsystem: "ingest", Name: "alerts_duplicate_in_batch_total",
 			Help: "Alerts dropped because an alert with the same id came earlier in the same request.",
 		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "mimamori", Subsystem: "ingest", Name: "alerts_resent_total",
+			Help: "Alerts acknowledged without writing them again: the same id and content was stored before (a resend after a lost reply).",
+		}),
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "mimamori", Subsystem: "ingest", Name: "publish_duration_seconds",
 			Help:    "Time until Kafka acknowledged (or failed) a request's events.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.alertsAccepted, m.heartbeatsAccepted, m.duplicates, m.publish)
+	reg.MustRegister(m.requests, m.alertsAccepted, m.heartbeatsAccepted, m.duplicates, m.resent, m.publish)
 	return m
 }
 

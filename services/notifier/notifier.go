@@ -183,6 +183,8 @@ type Notifier struct {
 	// unheard are devices whose activation a fresh alert waited for in
 	// vain: their next alerts do not wait again (until they activate).
 	unheard map[string]bool
+	// firstReads keeps an alert's decision its first version's.
+	firstReads *firstReads
 
 	total   *prometheus.CounterVec
 	latency *prometheus.HistogramVec
@@ -198,7 +200,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 		return nil, errors.New("notifier: a mailer is required")
 	}
 	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: cfg.WebhookTimeout}, log: logger,
-		st: newState(), out: newOutbox(cfg.Workers), owned: map[string]map[int32]bool{}, unheard: map[string]bool{},
+		st: newState(), out: newOutbox(cfg.Workers), owned: map[string]map[int32]bool{}, unheard: map[string]bool{}, firstReads: newFirstReads(),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mimamori_notifications_total",
 			Help: "Notification records written, by channel, kind and status."}, []string{"channel", "kind", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mimamori_notification_send_seconds",
@@ -361,6 +363,10 @@ func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
 			caughtThisBatch = true
 		}
 		if a, ok := p.(*events.Alert); ok {
+			if !n.firstReads.first(a.DeviceID+"|"+a.ID, r.Partition, r.Offset) {
+				n.log.Debug("notifier: a later record of an alert; its first version's decision stands", "device", a.DeviceID, "alert", a.ID)
+				continue
+			}
 			n.awaitActivation(ctx, a)
 		}
 		jobs = append(jobs, n.plan(r, e, p)...)

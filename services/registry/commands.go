@@ -81,7 +81,10 @@ func RegisterDevice(ctx context.Context, pub Publisher, spec DeviceSpec, now tim
 	return Registration{DeviceID: id, CustomerID: spec.CustomerID, Credential: token}, nil
 }
 
-// AssignDevice assigns a registered device to a customer.
+// AssignDevice assigns a registered device to a customer. Assigning it to
+// another customer than the one it serves revokes every credential issued
+// to it before (see State.Apply): issue the new site's with
+// IssueCredential.
 func AssignDevice(ctx context.Context, pub Publisher, deviceID, customerID string, now time.Time) error {
 	if !strings.HasPrefix(customerID, CustomerPrefix) {
 		return fmt.Errorf("assign device: customer ID %q does not start with %s", customerID, CustomerPrefix)

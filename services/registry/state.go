@@ -93,7 +93,8 @@ func NewState() *State {
 // Apply folds one event into the state. Events of other types (the topics
 // will carry more kinds over time) are ignored; applying the same event
 // twice changes nothing. A revocation is final even if it arrives before
-// the issue it revokes.
+// the issue it revokes. Assigning a device to another customer than the
+// one it serves revokes every credential issued to it before.
 func (s *State) Apply(e events.Envelope) error {
 	p, err := events.Decode(e)
 	if errors.Is(err, events.ErrUnknownType) {
@@ -111,7 +112,11 @@ func (s *State) Apply(e events.Envelope) error {
 		d := s.device(p.DeviceID)
 		d.Serial, d.MAC, d.Model, d.ManufacturedOn, d.RegisteredAt = p.Serial, p.MAC, p.Model, p.ManufacturedOn, p.RegisteredAt
 	case *events.DeviceAssigned:
-		s.device(p.DeviceID).CustomerID = p.CustomerID
+		d := s.device(p.DeviceID)
+		if d.CustomerID != "" && d.CustomerID != p.CustomerID {
+			s.revokeIssued(p.DeviceID)
+		}
+		d.CustomerID = p.CustomerID
 	case *events.DeviceCredentialIssued:
 		h, err := hex.DecodeString(p.SecretSHA256)
 		if err != nil || len(h) != sha256.Size {
@@ -146,6 +151,19 @@ func (s *State) PendingReboot(deviceID string) (requestID string, ok bool) {
 	defer s.mu.RUnlock()
 	requestID, ok = s.reboots[deviceID]
 	return requestID, ok
+}
+
+// revokeIssued revokes every credential of a device issued so far: a
+// device assigned to another customer must not go on accepting the
+// credential its former site holds, or that site would report as the new
+// customer. Credentials issued after the reassignment (later in the
+// device's partition) are the new customer's.
+func (s *State) revokeIssued(deviceID string) {
+	for _, c := range s.creds {
+		if c.deviceID == deviceID && c.issued {
+			c.revoked = true
+		}
+	}
 }
 
 func (s *State) device(id string) *Device {

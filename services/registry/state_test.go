@@ -134,3 +134,45 @@ func TestPendingReboot(t *testing.T) {
 		t.Fatalf("request read after its delivery is pending: %s", id)
 	}
 }
+
+// Assigning a device to another customer revokes every credential issued
+// before; a first assignment, or one to the same customer, revokes none,
+// and a credential issued after the reassignment works.
+func TestReassignmentRevokesEarlierCredentials(t *testing.T) {
+	now := time.Now()
+	s := NewState()
+	beforeAssign, issuedA := NewCredential("dv_a", now)
+	beforeMove, issuedB := NewCredential("dv_a", now)
+	afterMove, issuedC := NewCredential("dv_a", now)
+	other, issuedO := NewCredential("dv_o", now)
+	apply(t, s,
+		&events.DeviceRegistered{DeviceID: "dv_a", Serial: "S1", MAC: "00:11:22:33:44:55", Model: "M1", ManufacturedOn: "2026-04-01", RegisteredAt: now},
+		&issuedA,
+		&events.DeviceAssigned{DeviceID: "dv_a", CustomerID: "cu_1", AssignedAt: now},
+		&issuedB,
+		&events.DeviceAssigned{DeviceID: "dv_a", CustomerID: "cu_1", AssignedAt: now},
+		&events.DeviceRegistered{DeviceID: "dv_o", Serial: "S2", MAC: "00:11:22:33:44:56", Model: "M1", ManufacturedOn: "2026-04-01", RegisteredAt: now},
+		&events.DeviceAssigned{DeviceID: "dv_o", CustomerID: "cu_1", AssignedAt: now},
+		&issuedO,
+	)
+	for _, tok := range []string{beforeAssign, beforeMove} {
+		if _, cust, err := s.Authenticate(tok); err != nil || cust != "cu_1" {
+			t.Fatalf("before the move: %q, %v; want cu_1", cust, err)
+		}
+	}
+	apply(t, s, &events.DeviceAssigned{DeviceID: "dv_a", CustomerID: "cu_2", AssignedAt: now}, &issuedC)
+	for name, tok := range map[string]string{"issued before the first assignment": beforeAssign, "issued before the move": beforeMove} {
+		if _, _, err := s.Authenticate(tok); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("credential %s: err = %v, want ErrUnauthenticated", name, err)
+		}
+		if revoked, known := s.CredentialRevoked(CredentialID(tok)); !revoked || !known {
+			t.Errorf("credential %s: revoked %v known %v", name, revoked, known)
+		}
+	}
+	if _, cust, err := s.Authenticate(afterMove); err != nil || cust != "cu_2" {
+		t.Fatalf("credential issued after the move: %q, %v; want cu_2", cust, err)
+	}
+	if _, cust, err := s.Authenticate(other); err != nil || cust != "cu_1" {
+		t.Fatalf("another device of the former customer: %q, %v; want cu_1", cust, err)
+	}
+}

@@ -58,7 +58,8 @@ func AllTopics() []string {
 
 // Payload is the data of one event type.
 type Payload interface {
-	// EventType is the hand-written, versioned type name.
+	// EventType is the hand-written, versioned type name. Its body is
+	// `return TypeX`, the constant: registrygen reads it from the source.
 	EventType() string
 	// Topic is the base name of the topic the event belongs to.
 	Topic() string

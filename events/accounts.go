@@ -40,42 +40,6 @@ const (
 	FactorNone = "none"
 )
 
-func accountTypes() []string {
-	return []string{TypeAccountIssued, TypeAccountRequested, TypeAccountPasswordChanged, TypeAccountLoginSucceeded,
-		TypeAccountLoginFailed, TypeAccountLocked, TypeAccountUnlocked, TypeAccountSecondFactorChanged,
-		TypeAccountPasswordResetRequested, TypeAccountLoggedOut, TypeOperatorViewedCustomer, TypeAccountNoticeSent}
-}
-
-func newAccountPayload(typ string) (Payload, bool) {
-	switch typ {
-	case TypeAccountIssued:
-		return &AccountIssued{}, true
-	case TypeAccountRequested:
-		return &AccountRequested{}, true
-	case TypeAccountPasswordChanged:
-		return &AccountPasswordChanged{}, true
-	case TypeAccountLoginSucceeded:
-		return &AccountLoginSucceeded{}, true
-	case TypeAccountLoginFailed:
-		return &AccountLoginFailed{}, true
-	case TypeAccountLocked:
-		return &AccountLocked{}, true
-	case TypeAccountUnlocked:
-		return &AccountUnlocked{}, true
-	case TypeAccountSecondFactorChanged:
-		return &AccountSecondFactorChanged{}, true
-	case TypeAccountPasswordResetRequested:
-		return &AccountPasswordResetRequested{}, true
-	case TypeAccountLoggedOut:
-		return &AccountLoggedOut{}, true
-	case TypeOperatorViewedCustomer:
-		return &OperatorViewedCustomer{}, true
-	case TypeAccountNoticeSent:
-		return &AccountNoticeSent{}, true
-	}
-	return nil, false
-}
-
 func (v *validator) account(customerID, accountID string) {
 	v.required("customer_id", customerID)
 	v.max("customer_id", customerID, maxShort)

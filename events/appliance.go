@@ -11,10 +11,10 @@ const TypeAlertsDropped = "mimamori.alert.dropped.v1"
 // the log instead of silent. The appliance makes the id; a resent gap
 // record keeps it.
 type AlertsDropped struct {
-	ID         string    `json:"id"`
+	ID         string    `json:"id" schema:"pattern=^[0-9A-Za-z]{27}$"`
 	DeviceID   string    `json:"device_id"`
 	CustomerID string    `json:"customer_id"`
-	Dropped    uint64    `json:"dropped"`
+	Dropped    uint64    `json:"dropped" schema:"minimum=1"`
 	DroppedAt  time.Time `json:"dropped_at"`
 	ReceivedAt time.Time `json:"received_at"`
 }

@@ -59,17 +59,3 @@ func (d *DeviceCommandDelivered) Validate() error {
 	v.time("delivered_at", d.DeliveredAt)
 	return v.err()
 }
-
-func newDeviceCommandPayload(typ string) (Payload, bool) {
-	switch typ {
-	case TypeDeviceRebootRequested:
-		return &DeviceRebootRequested{}, true
-	case TypeDeviceCommandDelivered:
-		return &DeviceCommandDelivered{}, true
-	}
-	return nil, false
-}
-
-func deviceCommandTypes() []string {
-	return []string{TypeDeviceRebootRequested, TypeDeviceCommandDelivered}
-}

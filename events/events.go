@@ -1,8 +1,13 @@
 // Package events holds the facts of mimamori: the CloudEvents envelope, the
 // hand-written type names and topics, and the payload types with their
 // validation. It imports no infrastructure; the Kafka binding lives in
-// events/eventlog.
+// events/eventlog. The Go payload types are the contract: the registry of
+// types and the JSON Schemas in schemas/events are generated from them
+// (see README.md).
 package events
+
+//go:generate go run ./internal/registrygen
+//go:generate go run ./internal/schemagen
 
 import (
 	"encoding/json"
@@ -53,7 +58,8 @@ func AllTopics() []string {
 
 // Payload is the data of one event type.
 type Payload interface {
-	// EventType is the hand-written, versioned type name.
+	// EventType is the hand-written, versioned type name. Its body is
+	// `return TypeX`, the constant: registrygen reads it from the source.
 	EventType() string
 	// Topic is the base name of the topic the event belongs to.
 	Topic() string
@@ -64,49 +70,14 @@ type Payload interface {
 	Validate() error
 }
 
-// newPayload returns an empty payload for a known type name.
-func newPayload(typ string) (Payload, bool) {
-	switch typ {
-	case TypeCustomerRegistered:
-		return &CustomerRegistered{}, true
-	case TypeDeviceRegistered:
-		return &DeviceRegistered{}, true
-	case TypeDeviceAssigned:
-		return &DeviceAssigned{}, true
-	case TypeDeviceCredentialIssued:
-		return &DeviceCredentialIssued{}, true
-	case TypeDeviceCredentialRevoked:
-		return &DeviceCredentialRevoked{}, true
-	case TypeAlertDetected:
-		return &Alert{}, true
-	case TypeHeartbeatReceived:
-		return &Heartbeat{}, true
-	case TypeAlertsDropped:
-		return &AlertsDropped{}, true
-	}
-	if p, ok := newNotifyPayload(typ); ok {
-		return p, true
-	}
-	if typ == TypeFirmwareNoticePublished {
-		return &FirmwareNoticePublished{}, true
-	}
-	if p, ok := newAccountPayload(typ); ok {
-		return p, true
-	}
-	if p, ok := newDeviceCommandPayload(typ); ok {
-		return p, true
-	}
-	return nil, false
-}
+// KnownTypes lists every event type this build can decode, in a stable
+// order. It is derived from the Go types with an EventType method (see
+// registry_gen.go), never kept by hand.
+func KnownTypes() []string { return knownTypes() }
 
-// KnownTypes lists every event type this build can decode.
-func KnownTypes() []string {
-	return append([]string{TypeCustomerRegistered, TypeDeviceRegistered, TypeDeviceAssigned,
-		TypeDeviceCredentialIssued, TypeDeviceCredentialRevoked, TypeAlertDetected, TypeHeartbeatReceived,
-		TypeDeviceActivated, TypeDeviceWentOffline, TypeDeviceCameOnline, TypeDeviceWentSilent,
-		TypeNotificationSettingsChanged, TypeFaultDeclared, TypeMaintenanceAnnounced, TypeNotificationRecorded,
-		TypeAlertsDropped, TypeFirmwareNoticePublished}, append(accountTypes(), deviceCommandTypes()...)...)
-}
+// NewPayload returns an empty payload of a known event type, for a caller
+// that needs its Go type (a schema, a decoder of its own).
+func NewPayload(typ string) (Payload, bool) { return newPayload(typ) }
 
 // Envelope is one event: the CloudEvents 1.0 attributes and the JSON payload.
 type Envelope struct {

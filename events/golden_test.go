@@ -58,7 +58,7 @@ func TestGoldenEventsDecode(t *testing.T) {
 	}
 	for _, typ := range events.KnownTypes() {
 		if !seen[typ] {
-			t.Errorf("no golden file for %s under testdata/golden", typ)
+			t.Errorf("no golden file for %s under testdata/golden (run go generate ./events/... with an Example on its contract)", typ)
 		}
 	}
 }

@@ -315,25 +315,3 @@ func (v *validator) deviceCustomer(device, customer string) {
 	v.required("customer_id", customer)
 	v.max("customer_id", customer, maxShort)
 }
-
-func newNotifyPayload(typ string) (Payload, bool) {
-	switch typ {
-	case TypeDeviceActivated:
-		return &DeviceActivated{}, true
-	case TypeDeviceWentOffline:
-		return &DeviceWentOffline{}, true
-	case TypeDeviceCameOnline:
-		return &DeviceCameOnline{}, true
-	case TypeDeviceWentSilent:
-		return &DeviceWentSilent{}, true
-	case TypeNotificationSettingsChanged:
-		return &NotificationSettingsChanged{}, true
-	case TypeFaultDeclared:
-		return &FaultDeclared{}, true
-	case TypeMaintenanceAnnounced:
-		return &MaintenanceAnnounced{}, true
-	case TypeNotificationRecorded:
-		return &NotificationRecorded{}, true
-	}
-	return nil, false
-}

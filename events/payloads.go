@@ -53,30 +53,30 @@ const (
 // contents, mail bodies or files. The appliance makes the id; ingest stamps
 // device_id, customer_id and received_at from the credential and its clock.
 type Alert struct {
-	ID                 string    `json:"id"`
+	ID                 string    `json:"id" schema:"pattern=^[0-9A-Za-z]{27}$"`
 	DeviceID           string    `json:"device_id"`
 	CustomerID         string    `json:"customer_id"`
 	DetectedAt         time.Time `json:"detected_at"`
 	ReceivedAt         time.Time `json:"received_at"`
-	Severity           int       `json:"severity"`
-	Kind               string    `json:"kind"`
+	Severity           int       `json:"severity" schema:"minimum=1,maximum=3"`
+	Kind               string    `json:"kind" schema:"enum=domain|ip|url|file|behaviour"`
 	Indicator          string    `json:"indicator"`
 	Label              string    `json:"label"`
-	Action             string    `json:"action"`
+	Action             string    `json:"action" schema:"enum=detected|blocked"`
 	SrcIP              string    `json:"src_ip"`
-	SrcPort            int       `json:"src_port"`
+	SrcPort            int       `json:"src_port" schema:"minimum=0,maximum=65535"`
 	SrcMAC             string    `json:"src_mac"`
 	DstIP              string    `json:"dst_ip"`
-	DstPort            int       `json:"dst_port"`
+	DstPort            int       `json:"dst_port" schema:"minimum=0,maximum=65535"`
 	DstMAC             string    `json:"dst_mac"`
 	Protocol           string    `json:"protocol"`
-	Zones              string    `json:"zones"`
+	Zones              string    `json:"zones" schema:"pattern=^(WAN|LAN|SSID1|SSID2)>(WAN|LAN|SSID1|SSID2)$"`
 	URL                string    `json:"url"`
 	Domain             string    `json:"domain"`
 	FileName           string    `json:"file_name"`
 	FileSHA256         string    `json:"file_sha256"`
 	DefinitionsVersion string    `json:"definitions_version"`
-	Count              int       `json:"count"`
+	Count              int       `json:"count" schema:"minimum=1"`
 }
 
 func (*Alert) EventType() string           { return TypeAlertDetected }
@@ -159,7 +159,7 @@ func clamp(s string, n int) string {
 
 // Heartbeat is an appliance's periodic sign of life with its counters.
 type Heartbeat struct {
-	ID                 string    `json:"id"`
+	ID                 string    `json:"id" schema:"pattern=^[0-9A-Za-z]{27}$"`
 	DeviceID           string    `json:"device_id"`
 	CustomerID         string    `json:"customer_id"`
 	SentAt             time.Time `json:"sent_at"`
@@ -239,7 +239,7 @@ type DeviceRegistered struct {
 	Serial         string    `json:"serial"`
 	MAC            string    `json:"mac"`
 	Model          string    `json:"model"`
-	ManufacturedOn string    `json:"manufactured_on"`
+	ManufacturedOn string    `json:"manufactured_on" schema:"format=date"`
 	RegisteredAt   time.Time `json:"registered_at"`
 }
 

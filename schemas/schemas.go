@@ -5,7 +5,8 @@ package schemas
 
 import "embed"
 
-// Events holds events/<type>.json, one JSON Schema per event type name.
+// Events holds events/<type>.json, one JSON Schema per event type name,
+// generated from the Go payload types (go generate ./events/...).
 //
 //go:embed events/*.json
 var Events embed.FS

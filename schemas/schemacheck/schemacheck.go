@@ -1,6 +1,7 @@
 // Package schemacheck validates event payloads against the JSON Schemas in
-// schemas/events. The ingest boundary and the tests use it to prove that
-// what enters the log matches the published contract.
+// schemas/events, which go generate derives from the Go payload types. The
+// tests use it to prove that what enters the log matches the published
+// contract.
 package schemacheck
 
 import (

@@ -1,8 +1,8 @@
 // Package retry is the platform's one retry policy: capped exponential
-// backoff with full jitter, a server's Retry-After taking precedence, and
-// waits that end with their context. It lives under events/ because that
-// is the one tree the appliance, the services and the portal all import;
-// it holds no event types and imports no infrastructure.
+// backoff with full jitter, a server's Retry-After first, and waits that
+// end with their context. It sits under events/, the one tree the
+// appliance, the services and the portal all import, though it holds no
+// event types and imports no infrastructure.
 package retry
 
 import (

@@ -391,13 +391,12 @@ func (n *Notifier) try(d *delivery) (temp error, done bool) {
 	// asked for meanwhile (see the package doc).
 	rctx, cancel := context.WithTimeout(context.Background(), n.cfg.RecordTimeout)
 	defer cancel()
-	b := retry.New(100*time.Millisecond, time.Second)
 	for {
 		err := n.record(rctx, d.outcome)
 		if err == nil {
 			return nil, true
 		}
-		if rctx.Err() != nil || retry.Wait(rctx, b.NextBackOff()) != nil {
+		if rctx.Err() != nil || retry.Wait(rctx, 100*time.Millisecond) != nil {
 			n.log.Warn("notification outcome not recorded; trying again (a crash before it sends the notification again, same Message-ID)",
 				"id", id, "err", err)
 			return nil, false

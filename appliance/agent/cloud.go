@@ -22,6 +22,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/queue"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // CloudConfig configures the online side of an agent.
@@ -135,7 +136,7 @@ func (c *Cloud) sendLoop(ctx context.Context) {
 		sent, err := c.SendOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("agent: uplink", "error", err)
-			sleep(ctx, 5*time.Second)
+			_ = retry.Wait(ctx, 5*time.Second) // the loop ends with ctx
 			continue
 		}
 		if sent == 0 {
@@ -257,7 +258,8 @@ func (c *Cloud) deliver(ctx context.Context, alerts []events.Alert) (uint64, err
 
 func (c *Cloud) sendGap(ctx context.Context, g queue.Gap) error {
 	body, _ := json.Marshal(events.AlertsDropped{ID: g.ID, Dropped: g.Dropped, DroppedAt: g.DroppedAt})
-	for attempt := 0; ; attempt++ {
+	b := retry.New(time.Second, c.cfg.MaxBackoff)
+	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v1/gaps"), bytes.NewReader(body))
 		if err != nil {
 			return err
@@ -265,6 +267,7 @@ func (c *Cloud) sendGap(ctx context.Context, g queue.Gap) error {
 		req.Header.Set("Authorization", "Bearer "+c.cfg.Credential)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.hc.Do(req)
+		var after time.Duration
 		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
@@ -272,12 +275,13 @@ func (c *Cloud) sendGap(ctx context.Context, g queue.Gap) error {
 			case resp.StatusCode/100 == 2:
 				return nil
 			case resp.StatusCode == 429 || resp.StatusCode/100 == 5:
+				after = retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			default:
 				return fmt.Errorf("gap record refused: %s", resp.Status)
 			}
 		}
-		if !sleep(ctx, min(time.Duration(1<<min(attempt, 6))*time.Second, c.cfg.MaxBackoff)) {
-			return ctx.Err()
+		if err := retry.Wait(ctx, retry.Next(b, after)); err != nil {
+			return err
 		}
 	}
 }
@@ -409,15 +413,4 @@ func (c *Cloud) PollDefinitions(ctx context.Context) (bool, error) {
 	c.etag = resp.Header.Get("ETag")
 	c.log.Info("agent: definitions updated", "version", info.Version, "counts", info.Counts)
 	return true, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -15,15 +15,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Limits of one POST /v1/alerts request, fixed by the ingest protocol.
@@ -38,10 +37,6 @@ const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Minute
 )
-
-// maxRetryAfter bounds a server's Retry-After so a wrong header cannot park
-// an appliance for days.
-const maxRetryAfter = time.Hour
 
 // maxResponse bounds how much of a response body is read.
 const maxResponse = 1 << 20
@@ -187,7 +182,7 @@ func New(cfg Config) (*Client, error) {
 		maxBackoff:   orDefault(cfg.MaxBackoff, DefaultMaxBackoff),
 		gzip:         cfg.Gzip,
 		log:          cfg.Logger,
-		sleep:        sleepCtx,
+		sleep:        retry.Wait,
 	}
 	if c.minBackoff > c.maxBackoff {
 		c.minBackoff = c.maxBackoff
@@ -361,6 +356,7 @@ func (c *Client) post(ctx context.Context, url string, body []byte, reply any) e
 		return err
 	}
 	var last error
+	b := retry.New(c.minBackoff, c.maxBackoff)
 	for attempt := 0; ; attempt++ {
 		err := c.attempt(ctx, url, wire, encoding, reply)
 		var temp *temporaryError
@@ -374,10 +370,7 @@ func (c *Client) post(ctx context.Context, url string, body []byte, reply any) e
 			return fmt.Errorf("%w (last failure: %v)", ctx.Err(), last)
 		}
 		last = err
-		wait := temp.retryAfter
-		if wait == 0 {
-			wait = c.backoff(attempt)
-		}
+		wait := retry.Next(b, temp.retryAfter)
 		c.log.Warn("uplink: temporary failure, will retry",
 			"url", url, "attempt", attempt+1, "wait", wait, "error", err)
 		if err := c.sleep(ctx, wait); err != nil {
@@ -441,7 +434,7 @@ func (c *Client) attempt(ctx context.Context, url string, body []byte, encoding 
 		msg, _ := serverMessage(data)
 		return &temporaryError{
 			err:        fmt.Errorf("%d %s: %s", code, http.StatusText(code), msg),
-			retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			retryAfter: retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	case code/100 == 3:
 		return &PermanentError{StatusCode: code, Message: "unexpected redirect to " + resp.Header.Get("Location")}
@@ -466,58 +459,4 @@ func serverMessage(data []byte) (msg, field string) {
 		s = s[:200] + "…"
 	}
 	return s, ""
-}
-
-// retryAfter parses Retry-After as seconds or an HTTP date; 0 if absent
-// or unreadable.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
-}
-
-// backoff is "full jitter": a uniform wait in [0, min(max, min·2^attempt)],
-// so a fleet that lost the gateway together does not return together.
-func (c *Client) backoff(attempt int) time.Duration {
-	ceil := c.maxBackoff
-	if attempt < 62 {
-		if d := c.minBackoff << attempt; d > 0 && d < ceil && d>>attempt == c.minBackoff {
-			ceil = d
-		}
-	}
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil + 1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

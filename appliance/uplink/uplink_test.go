@@ -24,6 +24,7 @@ import (
 	"github.com/segmentio/ksuid"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 const testCredential = "cred123.s3cr3t-do-not-log"
@@ -412,10 +413,11 @@ func TestPermanent400StopsAndIsRealServerMessage(t *testing.T) {
 
 func TestBackoffCapped(t *testing.T) {
 	c := &Client{minBackoff: 100 * time.Millisecond, maxBackoff: 2 * time.Second}
-	for attempt := range 300 {
-		ceil := min(c.maxBackoff, c.minBackoff<<min(attempt, 20))
-		for range 50 {
-			if d := c.backoff(attempt); d < 0 || d > ceil {
+	for range 50 {
+		b := retry.New(c.minBackoff, c.maxBackoff)
+		for attempt := range 300 {
+			ceil := min(c.maxBackoff, c.minBackoff<<min(attempt, 20))
+			if d := b.NextBackOff(); d < 0 || d > ceil {
 				t.Fatalf("backoff(%d) = %v, want within [0, %v]", attempt, d, ceil)
 			}
 		}
@@ -622,23 +624,5 @@ func TestBatches(t *testing.T) {
 	}
 	if got, _ := Batches(nil, 0, 0); len(got) != 0 {
 		t.Fatalf("Batches(nil) = %v", got)
-	}
-}
-
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
-	tests := []struct {
-		h    string
-		want time.Duration
-	}{
-		{"", 0}, {"0", 0}, {"-3", 0}, {"junk", 0}, {"5", 5 * time.Second},
-		{"999999999999", time.Hour},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
-		{now.Add(-30 * time.Second).Format(http.TimeFormat), 0},
-	}
-	for _, tt := range tests {
-		if got := retryAfter(tt.h, now); got != tt.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", tt.h, got, tt.want)
-		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Handler applies a batch of records. It must be idempotent: after a crash
@@ -151,19 +153,17 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Log
 			data = append(data, r)
 		}
 	}
-	backoff := 100 * time.Millisecond
+	b := retry.New(100*time.Millisecond, 5*time.Second)
 	for len(data) > 0 {
 		err := c.h(hctx, data)
 		if err == nil {
 			break
 		}
-		log.Error("batch failed; retrying", "records", len(data), "err", err, "retry_in", backoff)
-		select {
-		case <-hctx.Done():
+		wait := b.NextBackOff()
+		log.Error("batch failed; retrying", "records", len(data), "err", err, "retry_in", wait)
+		if retry.Wait(hctx, wait) != nil {
 			return fmt.Errorf("consumer %s: batch of %d not applied before shutdown: %w", c.cfg.Group, len(data), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	if err := c.commit(hctx, recs); err != nil {
 		// The side effect happened; the next owner re-applies the batch,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/events/retry"
 	"github.com/mimamori/mimamori/portal-api/ratelimit"
 )
 
@@ -281,6 +282,7 @@ func (s *Service) Fenced() bool { return s.fenced.Load() }
 // and operator requests call for, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if c, ok := s.pub.(Claimer); ok {
+		b := retry.New(time.Second, 5*time.Second)
 		for {
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := c.Claim(cctx)
@@ -292,7 +294,9 @@ func (s *Service) Run(ctx context.Context) error {
 				return nil
 			}
 			s.log.Warn("accounts: claiming the writer role", "err", err)
-			time.Sleep(time.Second)
+			if retry.Wait(ctx, b.NextBackOff()) != nil {
+				return nil
+			}
 		}
 	}
 	done := make(chan error, 1)

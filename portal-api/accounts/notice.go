@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Security notices: a mail to the customer's registered address (where the
@@ -21,8 +22,9 @@ const (
 // passwordNotice is the notice kind of a password_changed event's reason.
 var passwordNotice = map[string]string{"change": noticePasswordChange, "reset": noticePasswordReset}
 
-// Tries of a notice mail, the first retry after noticeRetry, doubling; a
-// notice whose tries all failed is tried again by the sweep noticeResweep
+// Tries of a notice mail, the first retry after at most noticeRetry,
+// doubling (the one retry policy, events/retry); a notice whose tries all
+// failed is tried again by the sweep noticeResweep
 // later. The Message-ID is the same every time, so a mail delivered
 // although its send reported a failure shows as the duplicate it is.
 const (
@@ -140,7 +142,7 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 		return
 	}
 	subject, body := noticeMail(n, s.cfg.PortalURL)
-	wait := noticeRetry
+	b := retry.New(noticeRetry, noticeResweep)
 	for try := 1; ; try++ {
 		lastTry = s.cfg.Now()
 		mctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -155,16 +157,12 @@ func (s *Service) mailNotice(ctx context.Context, n notice) {
 			gaveUp, tries = err, try
 			return
 		}
+		wait := b.NextBackOff()
 		s.log.Warn("security notice mail failed; trying again", "account", n.accountID, "event", n.eventID, "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Wait(ctx, wait) != nil {
 			s.log.Warn("security notice not mailed before stopping; the next owner mails it", "account", n.accountID, "event", n.eventID, "kind", n.kind)
 			return
-		case <-t.C:
 		}
-		wait *= 2
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Defaults of IndexConfig.
@@ -361,6 +362,7 @@ func (ix *AlertIndex) record(r *kgo.Record) bool {
 // startOffsets lists, per partition, the first offset written within the
 // window and the end offset, retrying until the topic answers.
 func (ix *AlertIndex) startOffsets(ctx context.Context, adm *kadm.Client, topic string, logger *slog.Logger) (from, ends kadm.ListedOffsets, err error) {
+	b := retry.New(100*time.Millisecond, 2*time.Second)
 	for {
 		from, err = adm.ListOffsetsAfterMilli(ctx, ix.now().Add(-ix.window).UnixMilli(), topic)
 		if err == nil {
@@ -379,10 +381,8 @@ func (ix *AlertIndex) startOffsets(ctx context.Context, adm *kadm.Client, topic 
 			return nil, nil, nil
 		}
 		logger.Warn("alert index: cannot list offsets; retrying", "topic", topic, "err", err)
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx, b.NextBackOff()) != nil {
 			return nil, nil, nil
-		case <-time.After(time.Second):
 		}
 	}
 }

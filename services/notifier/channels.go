@@ -17,6 +17,8 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // permanent marks a failure that retrying cannot cure (a 5xx reply, a
@@ -28,6 +30,24 @@ func (p permanent) Unwrap() error { return p.error }
 func isPermanent(err error) bool {
 	var p permanent
 	return errors.As(err, &p)
+}
+
+// later is a temporary failure whose server said when to try again
+// (Retry-After).
+type later struct {
+	error
+	after time.Duration
+}
+
+func (l later) Unwrap() error { return l.error }
+
+// retryAfter is how long err's server asked to wait, or 0.
+func retryAfter(err error) time.Duration {
+	var l later
+	if errors.As(err, &l) {
+		return l.after
+	}
+	return 0
 }
 
 // SMTP security modes.
@@ -193,7 +213,11 @@ func postWebhook(ctx context.Context, hc *http.Client, url, secret, deliveryID s
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("webhook: HTTP %d", resp.StatusCode)
+		err := fmt.Errorf("webhook: HTTP %d", resp.StatusCode)
+		if d := retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return later{err, d}
+		}
+		return err
 	default:
 		return permanent{fmt.Errorf("webhook: HTTP %d", resp.StatusCode)}
 	}

@@ -78,6 +78,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Source is the CloudEvents source of the notifier's records.
@@ -405,7 +406,9 @@ func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) {
 			delete(n.unheard, a.DeviceID)
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		if retry.Wait(ctx, 200*time.Millisecond) != nil {
+			break
+		}
 	}
 	n.unheard[a.DeviceID] = true
 }

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
-// Retry pacing of a lane that fails: the first retry after minBackoff,
-// doubling up to maxBackoff.
+// Retry pacing of a lane that fails, the one retry policy (events/retry):
+// the first retry after at most minBackoff, doubling up to maxBackoff, or
+// after a webhook's Retry-After.
 const (
 	minBackoff = 200 * time.Millisecond
 	maxBackoff = 5 * time.Minute
@@ -58,8 +60,8 @@ type lane struct {
 	queue   []*delivery
 	flying  int
 	failing bool
-	nextAt  time.Time // wall clock: when a failing lane may try again
-	backoff time.Duration
+	nextAt  time.Time      // wall clock: when a failing lane may try again
+	backoff *retry.Backoff // while failing
 }
 
 // outbox holds every notification this member is delivering, apart from
@@ -323,10 +325,14 @@ func (n *Notifier) attempt(l *lane, d *delivery) {
 		delete(o.byID, d.j.rec.NotificationID)
 	case temp != nil:
 		d.lastErr = temp
-		now := time.Now()
+		now, after := time.Now(), retryAfter(temp)
 		if !l.failing || !now.Before(l.nextAt) {
-			l.backoff = min(max(l.backoff*2, minBackoff), maxBackoff)
-			l.nextAt = now.Add(l.backoff)
+			if l.backoff == nil {
+				l.backoff = retry.New(minBackoff, maxBackoff)
+			}
+			l.nextAt = now.Add(retry.Next(l.backoff, after))
+		} else if at := now.Add(after); at.After(l.nextAt) {
+			l.nextAt = at // a reply in flight asked for longer
 		}
 		l.failing = true
 		l.queue = slices.Insert(l.queue, 0, d)
@@ -334,7 +340,7 @@ func (n *Notifier) attempt(l *lane, d *delivery) {
 		l.queue = slices.Insert(l.queue, 0, d)
 	}
 	if done && d.outcome != nil && d.outcome.Status == events.NotifySent {
-		l.failing, l.backoff = false, 0
+		l.failing, l.backoff = false, nil
 	}
 	o.ended.Broadcast()
 	poke(o.wake)
@@ -390,11 +396,10 @@ func (n *Notifier) try(d *delivery) (temp error, done bool) {
 		if err == nil {
 			return nil, true
 		}
-		if rctx.Err() != nil {
+		if rctx.Err() != nil || retry.Wait(rctx, 100*time.Millisecond) != nil {
 			n.log.Warn("notification outcome not recorded; trying again (a crash before it sends the notification again, same Message-ID)",
 				"id", id, "err", err)
 			return nil, false
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -370,3 +370,35 @@ func TestPendingRetriesResumeAfterRestart(t *testing.T) {
 		t.Errorf("the replay called the given-up webhook %d more times", deadCalls.Load()-calls)
 	}
 }
+
+// A webhook answering 429 with Retry-After is tried again no sooner than
+// it asked, not after the lane's backoff (at most 0.2 s the first time).
+func TestWebhookRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		if len(at) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	cust, dev := e.customer("Later", "later@x.test", "en", "3", srv.URL+"/hook")
+	e.start(notifier.Config{})
+	a := alert(dev, cust, 3, "later.example", t0)
+	e.publish(a)
+	id := notifier.ID(a.ID, events.ChannelWebhook, srv.URL+"/hook")
+	waitUntil(t, 30*time.Second, "webhook delivered", func() bool { return count(e.statuses()[id], events.NotifySent) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 2 {
+		t.Fatalf("%d webhook requests, want 2 (one 429, one delivery)", len(at))
+	}
+	if gap := at[1].Sub(at[0]); gap < time.Second {
+		t.Fatalf("tried again %v after a 429 with Retry-After: 1, want at least 1s", gap)
+	}
+}

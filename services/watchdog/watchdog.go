@@ -60,6 +60,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/events/retry"
 )
 
 // Source is the CloudEvents source of the watchdog's events.
@@ -277,7 +278,8 @@ func (w *Watchdog) adjust(ctx context.Context, offs map[string]map[int32]kgo.Off
 	var starts, ends kadm.ListedOffsets
 	// A transient listing error (a leader moving) is retried here rather
 	// than failing the join.
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+	b := retry.New(100*time.Millisecond, 2*time.Second)
+	for {
 		var err error
 		since := w.cfg.Now().Add(-w.cfg.Lookback).UnixMilli()
 		if ends, err = w.adm.ListEndOffsets(ctx, w.topic); err == nil {
@@ -295,10 +297,8 @@ func (w *Watchdog) adjust(ctx context.Context, offs map[string]map[int32]kgo.Off
 			break
 		}
 		w.log.Warn("watchdog: listing offsets for the assigned partitions failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx, b.NextBackOff()) != nil {
 			return nil, fmt.Errorf("watchdog: list offsets: %w", err)
-		case <-time.After(backoff):
 		}
 	}
 	w.mu.Lock()

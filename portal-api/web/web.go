@@ -6,10 +6,15 @@
 package web
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 //go:embed static vendor
@@ -67,7 +72,8 @@ func Index() http.Handler {
 }
 
 // Assets serves the embedded scripts, styles and the vendored library
-// under AssetsPrefix: /assets/app.js, /assets/vendor/uplot/uPlot.iife.min.js.
+// under AssetsPrefix: /assets/app.js, /assets/vendor/uplot/uPlot.iife.min.js,
+// and the message catalogue at /assets/messages/ja.json and en.json.
 func Assets() http.Handler {
 	static, _ := fs.Sub(files, "static")
 	vendor, _ := fs.Sub(files, "vendor")
@@ -80,10 +86,26 @@ func Assets() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		if lang, ok := strings.CutPrefix(r.URL.Path, "/messages/"); ok {
+			serveCatalogue(w, r, strings.TrimSuffix(lang, ".json"))
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/vendor/") {
 			vh.ServeHTTP(w, r)
 			return
 		}
 		sh.ServeHTTP(w, r)
 	}))
+}
+
+// serveCatalogue serves one language of the catalogue the server's own
+// texts come from (schemas/messages), so that the web app and the server
+// never word the same thing twice.
+func serveCatalogue(w http.ResponseWriter, r *http.Request, lang string) {
+	if !slices.Contains(messages.Languages, lang) {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	http.ServeContent(w, r, lang+".json", time.Time{}, bytes.NewReader(messages.JSON(lang)))
 }

@@ -16,6 +16,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 // TOTP parameters (RFC 6238 as authenticator apps expect them).
@@ -258,8 +259,9 @@ func (s *Service) sendCode(ctx context.Context, accountID, attempt, purpose, pho
 	s.smsCode[codeKey(accountID, attempt)] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
 		expires: now.Add(s.cfg.SMSCodeTTL)}
 	s.smsMu.Unlock()
-	body := fmt.Sprintf("みまもり 確認コード: %s (%d分間有効)\nmimamori verification code: %s (valid %d min)",
-		code, int(s.cfg.SMSCodeTTL.Minutes()), code, int(s.cfg.SMSCodeTTL.Minutes()))
+	mins := int(s.cfg.SMSCodeTTL.Minutes())
+	body := messages.Text(messages.Japanese, "sms.code", "code", code, "minutes", mins) + "\n" +
+		messages.Text(messages.English, "sms.code", "code", code, "minutes", mins)
 	return s.sms.SendSMS(ctx, phone, body)
 }
 
@@ -462,41 +464,10 @@ func (s *Service) passFactor(a Account, attempt, purpose, code string, ev *event
 }
 
 func tempCredentialsMail(company, loginID, password, portal string, expires time.Time) (string, string) {
-	jst := time.FixedZone("JST", 9*3600)
-	subject := "【みまもり】ポータルの仮ID・仮パスワードのお知らせ / Your temporary portal credentials"
-	body := fmt.Sprintf(`%s ご担当者様
-
-みまもりポータルの仮ID と仮パスワードをお知らせします。
-初回ログイン時に、お客様ご自身の ID と新しいパスワードを登録してください。
-仮パスワードは一度だけ使用でき、%s まで有効です。
-
-  ポータル:     %s
-  仮ID:         %s
-  仮パスワード: %s
-
--- English --
-Your temporary user ID and password for the mimamori portal. At the first
-login you choose your own user ID and a new password. The temporary password
-works once and expires at %s.
-
-  Portal:              %s
-  Temporary user ID:   %s
-  Temporary password:  %s
-`, company, expires.In(jst).Format("2006-01-02 15:04 MST"), portal, loginID, password,
-		expires.Format(time.RFC3339), portal, loginID, password)
-	return subject, body
+	return mustMail("credentials", map[string]any{"Company": company, "Login": loginID, "Password": password, "Portal": portal,
+		"ExpiresJST": expires.In(jst).Format("2006-01-02 15:04 MST"), "Expires": expires.Format(time.RFC3339)})
 }
 
 func resetMail(loginID, link string, expires time.Time) (string, string) {
-	subject := "【みまもり】パスワード再設定のご案内 / Password reset"
-	body := fmt.Sprintf(`ユーザーID %s のパスワード再設定が依頼されました。
-次のリンクから新しいパスワードを設定してください（一度だけ有効、%s まで）。
-心当たりがない場合は、このメールを破棄してください。
-
-A password reset was requested for user ID %s. Set a new password with the
-link below (works once, until %s). If you did not ask for it, ignore this mail.
-
-%s
-`, loginID, expires.Format(time.RFC3339), loginID, expires.Format(time.RFC3339), link)
-	return subject, body
+	return mustMail("reset", map[string]any{"Login": loginID, "Link": link, "Expires": expires.Format(time.RFC3339)})
 }

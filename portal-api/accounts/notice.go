@@ -2,12 +2,11 @@ package accounts
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/retry"
+	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 // Security notices: a mail to the customer's registered address (where the
@@ -182,90 +181,42 @@ func (s *Service) noticeSent(n notice) bool {
 	return true
 }
 
-// noticeText is what a notice says changed, Japanese and English, and
-// which sessions of the account ended with it.
-type noticeText struct {
-	jaTitle, enTitle string // the subject
-	ja, en           string // the sentence in the body; %s is the method
-	ended            string // endedOthers, endedAll or "" (none)
+// noticeEnds is which sessions of the account a change ended: a reset
+// (its page had no session) all of them, the other changes from the
+// settings all but the session that made them; a first factor or new
+// recovery codes none.
+var noticeEnds = map[string]string{
+	noticePasswordChange: "mail.notice.endedOthers",
+	noticePasswordReset:  "mail.notice.endedAll",
+	factorReplaced:       "mail.notice.endedOthers",
+	factorTurnedOff:      "mail.notice.endedOthers",
 }
 
-const (
-	endedOthers = "others" // all but the session that made the change
-	endedAll    = "all"    // a reset: its page had no session
-)
-
-var noticeTexts = map[string]noticeText{
-	noticePasswordChange: {"パスワードが変更されました", "your password was changed",
-		"アカウント設定からパスワードが変更されました。", "The password was changed in the account settings.", endedOthers},
-	noticePasswordReset: {"パスワードが再設定されました", "your password was reset",
-		"パスワード再設定メールのリンクから、パスワードが再設定されました。", "The password was reset with the link of a password reset mail.", endedAll},
-	factorSetUp: {"2段階認証が設定されました", "two-step verification was set up",
-		"2段階認証が設定されました（方法：%s）。", "Two-step verification was set up (method: %s).", ""},
-	factorReplaced: {"2段階認証の方法が変更されました", "two-step verification was replaced",
-		"2段階認証の方法が変更されました（新しい方法：%s）。これまでのリカバリーコードは使えなくなりました。",
-		"Two-step verification was replaced (new method: %s). The previous recovery codes no longer work.", endedOthers},
-	factorTurnedOff: {"2段階認証がオフにされました", "two-step verification was turned off",
-		"2段階認証がオフにされました。パスワードだけでログインできる状態です。リカバリーコードも使えなくなりました。",
-		"Two-step verification was turned off: the password alone now logs in. The recovery codes no longer work.", endedOthers},
-	factorRecoveryCodes: {"リカバリーコードが再発行されました", "new recovery codes were made",
-		"2段階認証のリカバリーコードが再発行されました。これまでのコードは使えなくなりました。",
-		"New recovery codes for two-step verification were made; the previous ones no longer work.", ""},
-}
-
-var methodNames = map[string][2]string{
-	events.FactorTOTP: {"認証アプリ", "authenticator app"},
-	events.FactorSMS:  {"SMS", "SMS"},
-}
-
-// noticeMail is the subject and body of a notice. It names the change, the
-// time, the source address and what to do if it was not the customer's
-// doing; never a password, code, secret or phone number.
+// noticeMail is the subject and body of a notice (the template
+// schemas/messages/mail/notice.tmpl). It names the change, the time, the
+// source address and what to do if it was not the customer's doing; never
+// a password, code, secret or phone number.
 func noticeMail(n notice, portal string) (string, string) {
-	tx := noticeTexts[n.kind]
-	m := methodNames[n.method]
-	ja, en := tx.ja, tx.en
-	if strings.Contains(ja, "%s") {
-		ja, en = fmt.Sprintf(ja, m[0]), fmt.Sprintf(en, m[1])
+	method := "mail.method." + n.method // the new factor's name; none when turned off
+	if !messages.Has(method) {
+		method = ""
 	}
-	jst := time.FixedZone("JST", 9*3600)
-	ipJA, ipEN := n.ip, n.ip
-	if n.ip == "" {
-		ipJA, ipEN = "不明", "unknown"
+	return mustMail("notice", map[string]any{
+		"Title": "mail.notice.title." + n.kind, "What": "mail.notice.what." + n.kind, "Method": method,
+		"Login": n.loginID, "When": n.at.In(jst).Format("2006-01-02 15:04:05 MST"), "IP": n.ip,
+		"Ended": noticeEnds[n.kind], "Portal": portal,
+	})
+}
+
+var jst = time.FixedZone("JST", 9*3600)
+
+// mustMail renders a mail of the catalogue. Its templates and the data
+// given them are fixed at build time (the tests render every kind), so a
+// failure is a programming error.
+func mustMail(kind string, data map[string]any) (string, string) {
+	subject, body, err := messages.Mail(kind, messages.Japanese, data)
+	if err != nil {
+		panic(err)
 	}
-	var endedJA, endedEN string
-	switch tx.ended {
-	case endedOthers:
-		endedJA = "\nほかの端末やブラウザでのログインは、すべて終了しました。\n"
-		endedEN = "\nEvery other login session of this account was ended.\n"
-	case endedAll:
-		endedJA = "\nこのアカウントのログインは、すべて終了しました。\n"
-		endedEN = "\nEvery login session of this account was ended.\n"
-	}
-	subject := fmt.Sprintf("【みまもり】セキュリティのお知らせ：%s / Security notice: %s", tx.jaTitle, tx.enTitle)
-	body := fmt.Sprintf(`ユーザーID %s のアカウントで、次の変更がありました。
-
-  内容:     %s
-  日時:     %s
-  操作元:   %s (IPアドレス)
-%s
-この操作に心当たりがない場合は、第三者にログインされたおそれがあります。
-ただちに次のページからパスワードを再設定し、サポート窓口へご連絡ください。
-  %s/reset
-心当たりがある場合は、対応は不要です。
-
--- English --
-The account of user ID %s was changed.
-
-  What:  %s
-  When:  %s
-  From:  %s (IP address)
-%s
-If this was not you, someone else may have logged in to your account: reset
-your password at once on the page below, and contact the support desk.
-  %s/reset
-If it was you, there is nothing to do.
-`, n.loginID, ja, n.at.In(jst).Format("2006-01-02 15:04:05 MST"), ipJA, endedJA, portal,
-		n.loginID, en, n.at.In(jst).Format("2006-01-02 15:04:05 MST"), ipEN, endedEN, portal)
 	return subject, body
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 // SessionCookie is the name of the session cookie. The __Host- prefix
@@ -610,53 +611,14 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 	writeAPIError(c, http.StatusServiceUnavailable, "unavailable")
 }
 
-// messages are the user-facing texts, Japanese first and English.
-var messages = map[string][2]string{
-	"invalid_credentials": {"ユーザーIDまたはパスワードが正しくありません。", "The user ID or password is not correct."},
-	"throttled":           {"試行回数が多すぎます。しばらく待ってから再度お試しください。", "Too many attempts. Wait a moment and try again."},
-	"sms_throttled":       {"確認コードの送信が多すぎます。届いたコードを入力するか、しばらく待ってから再送してください。", "Too many codes were sent. Enter the last one you received, or wait before asking for another."},
-	"sms_phone_throttled": {"この電話番号には確認コードを送信しすぎています。しばらく待ってから再送してください。", "Too many codes were sent to this phone number; wait before asking for another."},
-	"sms_session_limit":   {"このログインで送信できる確認コードの上限に達しました。もう一度ログインしてください。", "This login has had as many codes as it may; log in again to get another."},
-	"invalid_code":        {"確認コードが正しくないか、有効期限が切れています。", "The code is wrong or has expired."},
-	"password_too_short":  {"パスワードは12文字以上にしてください。", "The password must be at least 12 characters long."},
-	"password_too_long":   {"パスワードが長すぎます（256文字まで）。", "The password is too long (256 characters at most)."},
-	"password_breached":   {"このパスワードは漏えいした一般的なパスワードの一覧にあるため使えません。", "This password is on a list of common breached passwords; choose another."},
-	"login_id_invalid":    {"ユーザーIDは4〜64文字の英数字と . _ - @ で指定してください。", "The user ID must be 4 to 64 letters, digits or . _ - @."},
-	"login_id_taken":      {"このユーザーIDは既に使われています。", "This user ID is already taken."},
-	"wrong_stage":         {"ログインのこの段階では実行できません。", "Not allowed at this step of the login."},
-	"phone_invalid":       {"電話番号は +819012345678 の形式で入力してください。", "Enter the phone number in international form, like +819012345678."},
-	"invalid_token":       {"再設定リンクが無効か、有効期限が切れています。", "The reset link is invalid or has expired."},
-	"wrong_password":      {"現在のパスワードが正しくありません。", "The current password is not correct."},
-	"password_same":       {"新しいパスワードが現在のパスワードと同じです。別のパスワードにしてください。", "The new password is the current one; choose another."},
-	"second_factor_set":   {"2段階認証は既に設定されています。", "Two-step verification is already set up."},
-	"no_second_factor":    {"2段階認証は設定されていません。", "Two-step verification is not set up."},
-	"accounts_moved":      {"ただいまログインを受け付けられません。しばらくしてから再度お試しください。", "Logins are handled by another server right now; try again in a moment."},
-	"reauth_required":     {"続けるには、もう一度パスワードを入力してください。", "Enter your password again to continue."},
-	"login_required":      {"ログインしてください。", "Please log in."},
-	"cross_site":          {"他のサイトからのリクエストは受け付けません。", "Cross-site requests are refused."},
-	"json_required":       {"JSON で送信してください。", "Send the request as JSON."},
-	"operator_only":       {"この操作は運用担当者のみ実行できます。", "Only operators may do this."},
-	"bad_request":         {"リクエストの形式が正しくありません。", "The request is malformed."},
-	"request_too_large":   {"リクエストが大きすぎます。", "The request is too large."},
-	"unavailable":         {"一時的に処理できません。しばらくしてから再度お試しください。", "Temporarily unavailable; try again shortly."},
-
-	// 2-step verification of operators and re-authentication with the factor.
-	"second_factor_code_required": {"続けるには、パスワードと、現在の2段階認証のコード（認証アプリ・SMS・リカバリーコード）をもう一度入力してください。",
-		"Enter your password and a code of your current two-step verification (app, SMS or recovery code) again to continue."},
-	"operator_needs_second_factor": {"運用担当者のアカウントでは2段階認証をオフにできません。", "Operator accounts must keep two-step verification."},
-	"own_account":                  {"自分のアカウントのロックは解除できません。ほかの運用担当者に依頼してください。", "You cannot unlock your own account; ask another operator."},
-}
-
 func writeAPIError(c *gin.Context, status int, code string) {
 	writeAPIMessage(c, status, code, code)
 }
 
-// writeAPIMessage answers the error code with the text of another key.
+// writeAPIMessage answers the error code with the text of another key:
+// "api.<key>" of the catalogue (schemas/messages), in the language the
+// request accepts (Japanese unless it asks for English, R-42).
 func writeAPIMessage(c *gin.Context, status int, code, key string) {
-	m := messages[key]
-	msg := m[0]
-	if strings.HasPrefix(strings.ToLower(c.GetHeader("Accept-Language")), "en") {
-		msg = m[1]
-	}
+	msg := messages.Text(c.GetHeader("Accept-Language"), "api."+key)
 	c.AbortWithStatusJSON(status, gin.H{"error": code, "message": msg})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
+	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 // dashAPI serves the dashboards. The customer always comes
@@ -115,11 +116,9 @@ func (h *dashAPI) summary(c *gin.Context) {
 		return
 	}
 	from, to := dashboard.Day(p.From), dashboard.Day(p.To)
-	msg := gin.H{"ja": fmt.Sprintf("ご利用の環境で問題はみつかりませんでした（期間: %s〜%s）", from, to),
-		"en": fmt.Sprintf("No problems were found in your environment (period: %s to %s)", from, to)}
+	msg := messages.Pair("dash.noProblems", "from", from, "to", to)
 	if s.Total > 0 {
-		msg = gin.H{"ja": fmt.Sprintf("ご利用の環境で問題がみつかりました（期間: %s〜%s）", from, to),
-			"en": fmt.Sprintf("Problems were found in your environment (period: %s to %s)", from, to)}
+		msg = messages.Pair("dash.problemsFound", "from", from, "to", to)
 	}
 	bySev := gin.H{}
 	for _, v := range dashboard.Severities {
@@ -132,10 +131,7 @@ func (h *dashAPI) summary(c *gin.Context) {
 	out := gin.H{"from": from, "to": to, "devices": s.Devices, "problems_found": s.Total > 0, "message": msg,
 		"important": s.Important, "total": s.Total, "by_severity": bySev, "by_kind": byKind}
 	if s.Devices == 0 {
-		out["empty_state"] = gin.H{
-			"ja": "まだ機器が登録されていません。お届けした機器をネットワークに接続すると、ここに検知状況が表示されます。接続方法は同梱の設置ガイドをご覧ください。",
-			"en": "No appliance is registered yet. Connect the appliance we sent you to your network and its detections will appear here; the installation guide in the box shows how.",
-		}
+		out["empty_state"] = messages.Pair("dash.noDevices")
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -281,10 +277,7 @@ func (h *dashAPI) participants(c *gin.Context) {
 	}
 	out["days"] = list
 	if !available {
-		out["reason"] = gin.H{
-			"ja": fmt.Sprintf("参加企業が%d社未満の日があるため、個々の企業が推測されないよう平均は表示しません。", dashboard.MinParticipants),
-			"en": fmt.Sprintf("Fewer than %d companies took part on some day of the period, so the average is hidden to keep any single company from being inferred.", dashboard.MinParticipants),
-		}
+		out["reason"] = messages.Pair("dash.averageHidden", "n", dashboard.MinParticipants)
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -330,15 +323,14 @@ func (h *dashAPI) notice(c *gin.Context) {
 }
 
 func noticeJSON(n dashboard.Notice) gin.H {
-	var title gin.H
+	var title map[string]string
 	switch n.Kind {
 	case "maintenance":
-		title = gin.H{"ja": "計画メンテナンス: " + n.Summary, "en": "Planned maintenance: " + n.Summary}
+		title = messages.Pair("dash.noticeMaintenance", "summary", n.Summary)
 	case "fault":
-		title = gin.H{"ja": "障害のお知らせ: " + n.Summary, "en": "Service fault: " + n.Summary}
+		title = messages.Pair("dash.noticeFault", "summary", n.Summary)
 	default:
-		title = gin.H{"ja": "ファームウェア更新 " + n.FirmwareVersion + ": " + n.Summary,
-			"en": "Firmware update " + n.FirmwareVersion + ": " + n.Summary}
+		title = messages.Pair("dash.noticeFirmware", "version", n.FirmwareVersion, "summary", n.Summary)
 	}
 	var ends any
 	if !n.EndsAt.IsZero() {

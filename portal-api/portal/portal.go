@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mimamori/mimamori/analytics/migrate"
 	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/schemas/messages"
 	"github.com/mimamori/mimamori/services/admin"
 )
 
@@ -174,6 +176,8 @@ func readStatus(ctx context.Context, d Deps) (Status, error) {
 	return s, err
 }
 
+// page is the status page, in both languages (operators of either read
+// it), with its words from the catalogue (schemas/messages, status.*).
 var page = template.Must(template.New("status").Funcs(template.FuncMap{
 	"when": func(t time.Time) string {
 		if t.Unix() <= 0 {
@@ -181,21 +185,30 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{
 		}
 		return t.Local().Format("2006-01-02 15:04:05")
 	},
+	"tl": messages.Text,
+	"both": func(key string) string {
+		return messages.Text(messages.Japanese, key) + " / " + messages.Text(messages.English, key)
+	},
+	// withCode is a text with its {command} set in <code>, both escaped.
+	"withCode": func(lang, key, command string) template.HTML {
+		return template.HTML(strings.Replace(template.HTMLEscapeString(messages.Text(lang, key)), "{command}",
+			"<code>"+template.HTMLEscapeString(command)+"</code>", 1))
+	},
 }).Parse(`<!doctype html>
 <html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>みまもり — プラットフォーム状態 / platform status</title>
+<title>みまもり — {{both "status.title"}}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}</style>
 </head><body>
-<h1>みまもり プラットフォーム状態 <small>platform status</small></h1>
-{{if eq .Devices 0}}<p>まだ機器が登録されていません。<code>mimamori device register</code> で機器を登録してください。<br>
-No appliance is registered yet: register one with <code>mimamori device register</code>.</p>{{end}}
+<h1>みまもり {{tl "ja" "status.title"}} <small lang="en">{{tl "en" "status.title"}}</small></h1>
+{{if eq .Devices 0}}<p>{{withCode "ja" "status.noDevices" "mimamori device register"}}<br>
+<span lang="en">{{withCode "en" "status.noDevices" "mimamori device register"}}</span></p>{{end}}
 <table>
-<tr><th>契約企業 / customers</th><td>{{.Customers}}</td></tr>
-<tr><th>機器 / appliances</th><td>{{.Devices}}</td></tr>
-<tr><th>過去24時間の検知 / alerts, last 24 h</th><td>{{.Alerts24h}}</td></tr>
-<tr><th>検知の合計 / alerts kept</th><td>{{.Alerts}}</td></tr>
-<tr><th>最新の検知 / newest alert</th><td>{{when .LastAlertAt}}</td></tr>
-<tr><th>最新のハートビート / newest heartbeat</th><td>{{when .LastHeartbeat}}</td></tr>
+<tr><th>{{both "status.customers"}}</th><td>{{.Customers}}</td></tr>
+<tr><th>{{both "status.devices"}}</th><td>{{.Devices}}</td></tr>
+<tr><th>{{both "status.alerts24h"}}</th><td>{{.Alerts24h}}</td></tr>
+<tr><th>{{both "status.alerts"}}</th><td>{{.Alerts}}</td></tr>
+<tr><th>{{both "status.lastAlert"}}</th><td>{{when .LastAlertAt}}</td></tr>
+<tr><th>{{both "status.lastHeartbeat"}}</th><td>{{when .LastHeartbeat}}</td></tr>
 </table>
 <p><a href="/api/v1/status">JSON</a> · <a href="/healthz">healthz</a></p>
 </body></html>

@@ -102,6 +102,11 @@ func New(source string, p Payload, now time.Time) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s: %w", p.EventType(), err)
 	}
+	// The schema is the published contract: nothing that breaks it enters
+	// the log, whichever door it came in by (ingest, portal, CLI).
+	if err := checkContract(p); err != nil {
+		return Envelope{}, fmt.Errorf("%s: %w", p.EventType(), err)
+	}
 	id := ksuid.New().String()
 	if o, ok := p.(interface{ EventID() string }); ok && o.EventID() != "" {
 		id = o.EventID()

@@ -1,7 +1,7 @@
 // Package schemacheck validates event payloads against the JSON Schemas in
-// schemas/events, which go generate derives from the Go payload types. The
-// tests use it to prove that what enters the log matches the published
-// contract.
+// schemas/events, which go generate derives from the Go payload types: the
+// tests use it to prove that the checks events.New runs on every payload
+// refuse exactly what the published contract refuses.
 package schemacheck
 
 import (

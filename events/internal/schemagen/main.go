@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/internal/schematag"
 )
 
 // Directories relative to the events package, where go generate runs.
@@ -126,9 +126,8 @@ func schema(typ string, rt reflect.Type) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// property maps a Go field to its schema. The schema tag adds what the Go
-// type cannot say, as comma-separated items: minimum=N, maximum=N,
-// enum=a|b|c, format=F, and last, as it may hold commas, pattern=RE.
+// property maps a Go field to its schema, with what its schema tag adds
+// (see package schematag).
 func property(f reflect.StructField) (map[string]any, error) {
 	p := map[string]any{}
 	switch k := f.Type.Kind(); {
@@ -143,29 +142,24 @@ func property(f reflect.StructField) (map[string]any, error) {
 	default:
 		return nil, fmt.Errorf("type %s has no schema mapping", f.Type)
 	}
-	tag := f.Tag.Get("schema")
-	for tag != "" {
-		item := tag
-		if strings.HasPrefix(tag, "pattern=") {
-			tag = ""
-		} else {
-			item, tag, _ = strings.Cut(tag, ",")
-		}
-		key, val, _ := strings.Cut(item, "=")
-		switch key {
-		case "minimum", "maximum":
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("schema tag %s: %w", item, err)
-			}
-			p[key] = n
-		case "enum":
-			p[key] = strings.Split(val, "|")
-		case "format", "pattern":
-			p[key] = val
-		default:
-			return nil, fmt.Errorf("schema tag item %q: want minimum=, maximum=, enum=, format= or pattern=", item)
-		}
+	r, err := schematag.Parse(f.Tag.Get("schema"))
+	if err != nil {
+		return nil, err
+	}
+	if r.Minimum != nil {
+		p["minimum"] = *r.Minimum
+	}
+	if r.Maximum != nil {
+		p["maximum"] = *r.Maximum
+	}
+	if len(r.Enum) > 0 {
+		p["enum"] = r.Enum
+	}
+	if r.Format != "" {
+		p["format"] = r.Format
+	}
+	if r.Pattern != "" {
+		p["pattern"] = r.Pattern
 	}
 	return p, nil
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/queue"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/tlsca"
@@ -81,12 +82,8 @@ func newCloud(t *testing.T) *cloud {
 		waits = append(waits, w)
 		go func() { w <- f(ctx) }()
 	}
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	c.kcfg = eventlog.Config{Brokers: b.Addrs(), Partitions: 1, Replication: 1, TopicPrefix: "t."}
+	var err error
+	_, c.kcfg = testkit.Kafka(t, 1, "t.")
 	if c.prod, err = eventlog.NewProducer(c.kcfg); err != nil {
 		t.Fatal(err)
 	}
@@ -307,19 +304,6 @@ func (l *logRecorder) attr(msg, key string) []string {
 	return out
 }
 
-// eventually polls cond (a state the code reaches, never a duration it
-// takes) until it holds; the deadline only bounds a hung test.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func readAlerts(t *testing.T, b []byte) []events.Alert {
 	t.Helper()
 	var out []events.Alert
@@ -425,7 +409,7 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 	// The start-up poll has fetched v1 (already in use); from here on
 	// only a fetch-definitions command makes the agent poll.
 	defsOK := `mimamori_ingest_requests_total{code="200",route="/v1/definitions"}`
-	eventually(t, "the start-up definitions poll", func() bool { return cl.metric(t, defsOK) == "1" })
+	testkit.WaitUntil(t, 60*time.Second, "the start-up definitions poll", func() bool { return cl.metric(t, defsOK) == "1" })
 
 	in := &inspector{a: a, t: t, ts: time.Now().Add(-time.Hour), queries: map[string]int{}}
 	stopFeed := make(chan struct{})
@@ -451,9 +435,9 @@ func TestDefinitionsSwapOnFetchCommandWhileInspecting(t *testing.T) {
 		}
 	}()
 	// Some inspection under v1 first.
-	eventually(t, "alerts under v1", func() bool { return a.Alerts() >= 20 })
+	testkit.WaitUntil(t, 60*time.Second, "alerts under v1", func() bool { return a.Alerts() >= 20 })
 	cl.publish(t, v2)
-	eventually(t, "v2 in use", func() bool { return store.Version() == 2 })
+	testkit.WaitUntil(t, 60*time.Second, "v2 in use", func() bool { return store.Version() == 2 })
 	close(stopFeed)
 	// The swap may fall inside the iteration that first saw v2.
 	after := <-fed - 1
@@ -546,7 +530,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 	} {
 		base := logs.count("agent: definitions", c.err)
 		cl.publish(t, c.bundle)
-		eventually(t, c.name+" refused twice", func() bool { return logs.count("agent: definitions", c.err) >= base+2 })
+		testkit.WaitUntil(t, 60*time.Second, c.name+" refused twice", func() bool { return logs.count("agent: definitions", c.err) >= base+2 })
 		in.query("192.168.1.20", "v2-c2.example")
 		in.query("192.168.1.20", "old-c2.example")
 		if store.Version() != 2 {
@@ -557,7 +541,7 @@ func TestRefusedDefinitionsKeepTheCurrentSet(t *testing.T) {
 		}
 	}
 	cl.publish(t, v3)
-	eventually(t, "v3 installed after the refusals", func() bool { return store.Version() == 3 })
+	testkit.WaitUntil(t, 60*time.Second, "v3 installed after the refusals", func() bool { return store.Version() == 3 })
 	in.query("192.168.1.20", "v3-c2.example")
 	stop()
 	if err := a.Close(); err != nil {
@@ -619,11 +603,11 @@ func TestExpiredDefinitionsRefusedAndReported(t *testing.T) {
 		Queue: openQueue(t, queue.Config{}), Store: store, Agent: a, HeartbeatEvery: time.Hour,
 		PollEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
 
-	eventually(t, "the expired v8 refused", func() bool { return logs.count("agent: definitions", defs.ErrExpired) > 0 })
+	testkit.WaitUntil(t, 60*time.Second, "the expired v8 refused", func() bool { return logs.count("agent: definitions", defs.ErrExpired) > 0 })
 	if msg := fmt.Sprint(logs.attr("agent: definitions", "error")); !strings.Contains(msg, "version 8 expired at ") {
 		t.Fatalf("refusal %s does not name the expiry", msg)
 	}
-	eventually(t, "the stale set in use logged", func() bool { return logs.count("past their expiry", nil) > 0 })
+	testkit.WaitUntil(t, 60*time.Second, "the stale set in use logged", func() bool { return logs.count("past their expiry", nil) > 0 })
 	if v := logs.attr("past their expiry", "version"); v[0] != "7" {
 		t.Fatalf("stale set logged as version %v", v)
 	}
@@ -635,7 +619,7 @@ func TestExpiredDefinitionsRefusedAndReported(t *testing.T) {
 		_, p := decode(t, recs[len(recs)-1])
 		return p.(*events.Heartbeat).DefinitionsVersion
 	}
-	eventually(t, "a heartbeat", func() bool { return lastHeartbeat() != "" })
+	testkit.WaitUntil(t, 60*time.Second, "a heartbeat", func() bool { return lastHeartbeat() != "" })
 	if got := lastHeartbeat(); got != "7 expired" {
 		t.Fatalf("heartbeat definitions version %q, want \"7 expired\"", got)
 	}
@@ -646,7 +630,7 @@ func TestExpiredDefinitionsRefusedAndReported(t *testing.T) {
 	}
 
 	cl.publish(t, signed(t, priv, 9, "old-c2.example 3 C2\nnew-c2.example 3 C2\n"))
-	eventually(t, "the fresh v9 installed", func() bool { return store.Version() == 9 })
+	testkit.WaitUntil(t, 60*time.Second, "the fresh v9 installed", func() bool { return store.Version() == 9 })
 	c.Heartbeat(context.Background())
 	if got := lastHeartbeat(); got != "9" {
 		t.Fatalf("heartbeat definitions version %q after the fresh bundle, want \"9\"", got)
@@ -685,12 +669,12 @@ func TestKeyRotationThroughTheCloud(t *testing.T) {
 	_, stop := runCloud(t, agent.CloudConfig{BaseURL: cl.url, Credential: cl.cred, CAFile: cl.caFile,
 		Queue: openQueue(t, queue.Config{}), Store: store, HeartbeatEvery: time.Hour,
 		PollEvery: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
-	eventually(t, "the introducing v2 installed", func() bool { return store.Version() == 2 })
+	testkit.WaitUntil(t, 60*time.Second, "the introducing v2 installed", func() bool { return store.Version() == 2 })
 	cl.publish(t, signedBy(t, 3, "c2.example 3 C2\n", newKey))
-	eventually(t, "the retiring v3 installed", func() bool { return store.Version() == 3 })
+	testkit.WaitUntil(t, 60*time.Second, "the retiring v3 installed", func() bool { return store.Version() == 3 })
 	oldOnly := signedBy(t, 4, "c2.example 3 C2\n", oldKey)
 	cl.publish(t, oldOnly)
-	eventually(t, "v4 of the retired key refused twice", func() bool { return logs.count("agent: definitions", defs.ErrSignature) >= 2 })
+	testkit.WaitUntil(t, 60*time.Second, "v4 of the retired key refused twice", func() bool { return logs.count("agent: definitions", defs.ErrSignature) >= 2 })
 	stop()
 	if store.Version() != 3 {
 		t.Fatalf("version %d in use, want 3", store.Version())
@@ -751,7 +735,7 @@ func TestGapRecordThenQueuedAlertsExactlyOnce(t *testing.T) {
 			// Let the writer append (and the queue drop) as it goes.
 			a.Tick(in.ts)
 			want := int64(a.Alerts())
-			eventually(t, "alerts appended", func() bool {
+			testkit.WaitUntil(t, 60*time.Second, "alerts appended", func() bool {
 				var d uint64
 				for _, g := range q.Gaps() {
 					d += g.Dropped
@@ -784,7 +768,7 @@ func TestGapRecordThenQueuedAlertsExactlyOnce(t *testing.T) {
 	t.Logf("offline: %d alerts, %d dropped in %d gap records, %d queued", n, dropped, len(gaps), depth)
 
 	cl.serve(t, addr)
-	eventually(t, "queue and gaps sent", func() bool { return q.Depth() == 0 && len(q.Gaps()) == 0 })
+	testkit.WaitUntil(t, 60*time.Second, "queue and gaps sent", func() bool { return q.Depth() == 0 && len(q.Gaps()) == 0 })
 	stop()
 
 	var gotDropped uint64
@@ -885,7 +869,7 @@ func TestHeartbeatCarriesStateAndWarnsAbove100Clients(t *testing.T) {
 	}
 	settle := func() {
 		a.Tick(in.ts.Add(time.Minute))
-		eventually(t, "alerts on disk", func() bool { return q.Depth() == int64(a.Alerts()) })
+		testkit.WaitUntil(t, 60*time.Second, "alerts on disk", func() bool { return q.Depth() == int64(a.Alerts()) })
 	}
 	settle()
 	heartbeat := func(at time.Duration) events.Heartbeat {
@@ -980,7 +964,7 @@ func TestRefusedAlertCostsOnlyItself(t *testing.T) {
 	logs := &logRecorder{}
 	_, stop := runCloud(t, agent.CloudConfig{BaseURL: proxyURL, Credential: cl.cred, CAFile: cl.caFile, Queue: q, Store: store,
 		HeartbeatEvery: time.Hour, PollEvery: time.Hour, MaxBackoff: 20 * time.Millisecond, Firmware: "test", Logger: slog.New(logs)})
-	eventually(t, "queue and gaps sent", func() bool { return q.Depth() == 0 && len(q.Gaps()) == 0 })
+	testkit.WaitUntil(t, 60*time.Second, "queue and gaps sent", func() bool { return q.Depth() == 0 && len(q.Gaps()) == 0 })
 	stop()
 
 	seen := map[string]int{}

@@ -19,6 +19,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/defs"
 	"github.com/mimamori/mimamori/appliance/pcapgen"
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/infra/testkit"
 )
 
 // agentRun is one `mimamori agent` process.
@@ -196,7 +197,7 @@ func TestApplianceOfflineThenOnline(t *testing.T) {
 		}
 	}
 	var rows, distinct uint64
-	waitFor(t, time.Minute, "every alert in ClickHouse", func() (bool, string) {
+	testkit.WaitFor(t, time.Minute, "every alert in ClickHouse", func() (bool, string) {
 		q("SELECT count(), uniqExact(id) FROM "+s.db+".alerts_log WHERE device_id = ?", &rows, &distinct)
 		var all uint64
 		q("SELECT count() FROM "+s.db+".alerts_log WHERE device_id != ?", &all)

@@ -13,6 +13,7 @@ import (
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/replay"
@@ -50,7 +51,7 @@ func TestAlertFromApplianceToAnalystSQL(t *testing.T) {
 	}
 
 	analyst := chtest.Open(t, analytics.Config{User: "analyst", Password: chtest.AnalystPassword, Database: s.db})
-	waitFor(t, 30*time.Second, "alerts in ClickHouse", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "alerts in ClickHouse", func() (bool, string) {
 		n := countAlerts(t, s, "")
 		return n == uint64(len(sent)), fmt.Sprintf("%d rows", n)
 	})
@@ -102,11 +103,11 @@ func TestAlertFromApplianceToAnalystSQL(t *testing.T) {
 		}
 		return got
 	}
-	waitFor(t, 20*time.Second, "alerts_daily by severity", func() (bool, string) {
+	testkit.WaitFor(t, 20*time.Second, "alerts_daily by severity", func() (bool, string) {
 		got := bySeverity()
 		return fmt.Sprint(got) == fmt.Sprint(wantBySev), fmt.Sprintf("%v, want %v", got, wantBySev)
 	})
-	waitFor(t, 20*time.Second, "heartbeat in ClickHouse", func() (bool, string) {
+	testkit.WaitFor(t, 20*time.Second, "heartbeat in ClickHouse", func() (bool, string) {
 		var n uint64
 		_ = analyst.QueryRow(qctx, "SELECT count() FROM "+s.db+".heartbeats WHERE device_id = ? AND clients = 42", reg.DeviceID).Scan(&n)
 		return n == 1, fmt.Sprintf("%d heartbeats", n)
@@ -235,7 +236,7 @@ func TestReplayMatchesLive(t *testing.T) {
 	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.db+".alerts_log DELETE WHERE severity = 3"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the delete mutation", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "the delete mutation", func() (bool, string) {
 		n := countAlerts(t, s, "severity = 3")
 		return n == 0, fmt.Sprint(n)
 	})

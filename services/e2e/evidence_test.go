@@ -16,6 +16,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/replay"
@@ -33,7 +34,7 @@ func TestAlertFirstVersionStands(t *testing.T) {
 	if _, err := c.SendAlerts(ctx, []events.Alert{high}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the ★★★ mail", func() (bool, string) {
+	testkit.WaitFor(t, 60*time.Second, "the ★★★ mail", func() (bool, string) {
 		n := len(alertMailsIn(box))
 		return n == 1, fmt.Sprintf("%d alert mails", n)
 	})
@@ -51,7 +52,7 @@ func TestAlertFirstVersionStands(t *testing.T) {
 	if _, err := c.SendAlerts(ctx, []events.Alert{control}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the control alert's mail and row", func() (bool, string) {
+	testkit.WaitFor(t, 60*time.Second, "the control alert's mail and row", func() (bool, string) {
 		n, rows := len(alertMailsIn(box)), countAlerts(t, s, "id = ?", control.ID)
 		return n >= 2 && rows == 1, fmt.Sprintf("%d alert mails, %d rows", n, rows)
 	})
@@ -125,7 +126,7 @@ func TestDeviceRateLimitLosesNothing(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "429 Too Many Requests") {
 		t.Fatalf("the uplink never met a 429:\n%s", l)
 	}
-	waitFor(t, 30*time.Second, "every alert in ClickHouse", func() (bool, string) {
+	testkit.WaitFor(t, 30*time.Second, "every alert in ClickHouse", func() (bool, string) {
 		n := countAlerts(t, s, "device_id = ?", reg.DeviceID)
 		return n == uint64(sent), fmt.Sprintf("%d of %d", n, sent)
 	})

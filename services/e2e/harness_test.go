@@ -12,6 +12,7 @@ import (
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/stacktest"
@@ -39,11 +40,7 @@ func testLogger() *slog.Logger {
 // newBroker starts a kfake broker persisting to a test folder.
 func newBroker(t testing.TB) *eventlog.Broker {
 	t.Helper()
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b, _ := testkit.Kafka(t, 3, "")
 	return b
 }
 
@@ -100,22 +97,6 @@ func (s *stack) device(t testing.TB) (registry.Registration, *uplink.Client) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return reg, c
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last: %s)", d, what, last)
 }
 
 func countAlerts(t testing.TB, s *stack, where string, args ...any) uint64 {

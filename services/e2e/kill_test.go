@@ -21,6 +21,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/stacktest"
@@ -155,7 +156,7 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 	ctx := context.Background()
 	var clients []*uplink.Client
 	caFile := filepath.Join(dataDir, "tls", "ca.pem")
-	waitFor(t, 60*time.Second, "the ingest gateway's CA", func() (bool, string) {
+	testkit.WaitFor(t, 60*time.Second, "the ingest gateway's CA", func() (bool, string) {
 		_, err := os.Stat(caFile)
 		return err == nil, fmt.Sprint(err)
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 )
@@ -66,7 +67,7 @@ func BenchmarkNotify(b *testing.B) {
 		tick.Stop()
 		wg.Wait()
 		offered := float64(n) / time.Since(start).Seconds()
-		waitFor(b, 2*time.Minute, "every mail", func() (bool, string) {
+		testkit.WaitFor(b, 2*time.Minute, "every mail", func() (bool, string) {
 			mu.Lock()
 			defer mu.Unlock()
 			got := 0

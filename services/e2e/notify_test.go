@@ -19,6 +19,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
@@ -67,7 +68,7 @@ func heartbeat(t testing.TB, c *uplink.Client) {
 func waitMailbox(t testing.TB, box *mailbox.Mailbox, n int, within time.Duration) []mailbox.Message {
 	t.Helper()
 	var msgs []mailbox.Message
-	waitFor(t, within, fmt.Sprintf("%d mails", n), func() (bool, string) {
+	testkit.WaitFor(t, within, fmt.Sprintf("%d mails", n), func() (bool, string) {
 		msgs = box.Messages()
 		return len(msgs) >= n, fmt.Sprintf("%d mails", len(msgs))
 	})
@@ -88,7 +89,7 @@ func TestImportantAlertMailEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var alertMails []mailbox.Message
-	waitFor(t, 60*time.Second, "the alert mail", func() (bool, string) {
+	testkit.WaitFor(t, 60*time.Second, "the alert mail", func() (bool, string) {
 		alertMails = alertMailsIn(box)
 		return len(alertMails) >= 1, fmt.Sprintf("%d alert mails", len(alertMails))
 	})
@@ -233,7 +234,7 @@ func TestNotifierSIGKILLDuplicatesOnlyMailsInFlight(t *testing.T) {
 		k.start()
 		kills++
 	}
-	waitFor(t, 2*time.Minute, "a mail for every alert", func() (bool, string) {
+	testkit.WaitFor(t, 2*time.Minute, "a mail for every alert", func() (bool, string) {
 		ids := map[string]bool{}
 		for _, m := range box.Messages() {
 			ids[m.MessageID] = true

@@ -16,6 +16,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/defs"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/registry"
 )
@@ -216,16 +217,10 @@ func TestRebootDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The request reaches ingest through its tail of the devices topic.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if id, ok := g.live.State().PendingReboot(dev); ok && id == reqID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("ingest never read the reboot request")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, 10*time.Second, "ingest to read the reboot request", func() bool {
+		id, ok := g.live.State().PendingReboot(dev)
+		return ok && id == reqID
+	})
 	if got := hbReply(); got != `{"commands":["reboot"]}` {
 		t.Fatalf("pending reboot: heartbeat reply %s", got)
 	}

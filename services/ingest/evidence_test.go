@@ -4,12 +4,12 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/registry"
 )
@@ -159,19 +159,13 @@ func TestReassignedDeviceOldCredentialRefused(t *testing.T) {
 	}
 }
 
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // A device over its alert rate gets 429 with Retry-After and nothing is
 // written; alerts count, not requests; other devices are not slowed; the
 // bucket refills with time; a request larger than the burst passes when
 // the bucket is full, and the device then waits for it to refill.
 func TestDeviceRateLimit(t *testing.T) {
-	clk := &clock{}
-	clk.ns.Store(time.Now().UnixNano())
-	g := newGateway(t, ingest.Config{DeviceRate: 2, DeviceBurst: 10, Now: clk.now})
+	clk := testkit.NewClock(time.Now())
+	g := newGateway(t, ingest.Config{DeviceRate: 2, DeviceBurst: 10, Now: clk.Now})
 	many := func(n int) []map[string]any {
 		out := make([]map[string]any, n)
 		for i := range out {
@@ -201,13 +195,13 @@ func TestDeviceRateLimit(t *testing.T) {
 		t.Fatalf("another device: %d %s", got.status, got.raw)
 	}
 
-	clk.advance(2 * time.Second) // 4 alerts' worth
+	clk.Advance(2 * time.Second) // 4 alerts' worth
 	if got := g.post(t, tok, many(4)...); got.status != http.StatusAccepted {
 		t.Fatalf("after the refill: %d %s", got.status, got.raw)
 	}
 	throttled(t, g.post(t, tok, alert()), "1")
 
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	if got := g.post(t, tok, many(30)...); got.status != http.StatusAccepted {
 		t.Fatalf("30 alerts into a full bucket of 10: %d %s", got.status, got.raw)
 	}

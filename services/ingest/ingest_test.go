@@ -22,6 +22,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/tlsca"
@@ -61,12 +62,7 @@ func newGateway(t *testing.T, cfg ingest.Config) *gateway {
 		go func() { w <- f(ctx) }()
 	}
 
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	kcfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 2, Replication: 1, TopicPrefix: "t."}
+	b, kcfg := testkit.Kafka(t, 2, "t.")
 	prod, err := eventlog.NewProducer(kcfg)
 	if err != nil {
 		t.Fatal(err)

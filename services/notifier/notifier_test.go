@@ -19,33 +19,25 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/testlog"
 )
 
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 type env struct {
 	t    *testing.T
 	kcfg eventlog.Config
 	prod *eventlog.Producer
 	box  *mailbox.Mailbox
-	clk  *clock
+	clk  *testkit.Clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	kcfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "n.", Logger: testlog.New(t)}
+	_, kcfg := testkit.Kafka(t, 3, "n.")
+	kcfg.Logger = testlog.New(t)
 	p, err := eventlog.NewProducer(kcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +53,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = box.Close() })
-	c := &clock{}
-	c.ns.Store(time.Now().UnixNano())
-	return &env{t: t, kcfg: kcfg, prod: p, box: box, clk: c}
+	return &env{t: t, kcfg: kcfg, prod: p, box: box, clk: testkit.NewClock(time.Now())}
 }
 
 func (e *env) mailer() *notifier.Mailer {
@@ -168,15 +158,12 @@ func alert(dev, cust string, sev int, indicator string, at time.Time) *events.Al
 // waitMail waits until the mailbox holds n messages and returns them.
 func (e *env) waitMail(n int, within time.Duration) []mailbox.Message {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if m := e.box.Messages(); len(m) >= n {
-			return m
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("mailbox has %d messages after %s, want %d", len(e.box.Messages()), within, n)
-	return nil
+	var m []mailbox.Message
+	testkit.WaitFor(e.t, within, fmt.Sprintf("%d mails", n), func() (bool, string) {
+		m = e.box.Messages()
+		return len(m) >= n, fmt.Sprintf("%d in the mailbox", len(m))
+	})
+	return m
 }
 
 // records reads the notifications topic to its end.
@@ -201,29 +188,26 @@ func (e *env) waitDrained(group string, within time.Duration) {
 	e.t.Helper()
 	adm := kadm.NewClient(e.prod.Client())
 	topics := []string{e.kcfg.Topic(events.TopicAlerts), e.kcfg.Topic(events.TopicDevices), e.kcfg.Topic(events.TopicOperations)}
-	deadline := time.Now().Add(within)
-	var last string
-	for time.Now().Before(deadline) {
+	testkit.WaitFor(e.t, within, "group "+group+" to commit every source record", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ends, err1 := adm.ListEndOffsets(ctx, topics...)
-		committed, err2 := adm.FetchOffsets(ctx, group)
-		cancel()
-		if err1 == nil && err2 == nil {
-			behind := 0
-			ends.Each(func(o kadm.ListedOffset) {
-				c, _ := committed.Lookup(o.Topic, o.Partition)
-				if o.Offset > 0 && c.At < o.Offset {
-					behind++
-				}
-			})
-			if behind == 0 {
-				return
-			}
-			last = fmt.Sprintf("%d partitions behind", behind)
+		defer cancel()
+		ends, err := adm.ListEndOffsets(ctx, topics...)
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatalf("group %s did not drain within %s (%s)", group, within, last)
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false, err.Error()
+		}
+		behind := 0
+		ends.Each(func(o kadm.ListedOffset) {
+			c, _ := committed.Lookup(o.Topic, o.Partition)
+			if o.Offset > 0 && c.At < o.Offset {
+				behind++
+			}
+		})
+		return behind == 0, fmt.Sprintf("%d partitions behind", behind)
+	})
 }
 
 func find(msgs []mailbox.Message, to, subjectPart string) *mailbox.Message {
@@ -407,10 +391,7 @@ func TestExactlyOnceAcrossAbruptStops(t *testing.T) {
 		stops++
 		members[i] = e.start(cfg)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(e.box.Messages()) < total && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	_ = testkit.Await(30*time.Second, "every mail", func() (bool, string) { return len(e.box.Messages()) >= total, "" })
 	if got := len(e.box.Messages()); got < total {
 		mailed := map[string]bool{}
 		for _, m := range e.box.Messages() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 )
@@ -60,18 +61,6 @@ func hangingServer(t *testing.T) (url string, accepted, cut *atomic.Int64, relea
 	}
 	t.Cleanup(release)
 	return "http://" + ln.Addr().String() + "/hook", accepted, cut, release
-}
-
-// waitUntil waits for cond, failing the test with what after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // statuses lists the records of each notification ID, in log order.
@@ -138,7 +127,7 @@ func (f *failing) alert(t *testing.T, e *env) {
 	f.hangID = notifier.ID(hang.ID, events.ChannelWebhook, f.hangURL)
 	f.errID = notifier.ID(bad.ID, events.ChannelWebhook, f.errURL)
 	f.greyID = notifier.ID(grey.ID, events.ChannelMail, "grey@x.test")
-	waitUntil(t, 30*time.Second, "attempt at each failing recipient", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "attempt at each failing recipient", func() bool {
 		return f.hangAccepted.Load() >= 1 && f.errCalls.Load() >= 1 && f.greyRefused.Load() >= 1
 	})
 }
@@ -189,7 +178,7 @@ func TestFailingRecipientsHoldBackNoOneElse(t *testing.T) {
 		e.publish(a)
 		produced[notifier.ID(a.ID, events.ChannelMail, o.email)+"@mimamori.test"] = time.Now()
 	}
-	waitUntil(t, 30*time.Second, "mail for each of the 100 alerts of other customers", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "mail for each of the 100 alerts of other customers", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for id := range produced {
@@ -234,16 +223,16 @@ func TestFailingRecipientsGivenUpOnceAfterTheirBound(t *testing.T) {
 	otherCust, otherDev := e.customer("Other", "other@x.test", "en", "3,2", "")
 	e.start(notifier.Config{WebhookTimeout: time.Second})
 	f.alert(t, e)
-	waitUntil(t, 30*time.Second, "second attempt at the hanging webhook", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "second attempt at the hanging webhook", func() bool {
 		return f.hangCut.Load() >= 1 && f.hangAccepted.Load() >= 2
 	})
 	e.clk.Advance(time.Hour - time.Minute)
 	calls := f.errCalls.Load()
-	waitUntil(t, 30*time.Second, "attempt after 59 minutes", func() bool { return f.errCalls.Load() > calls })
+	testkit.WaitUntil(t, 30*time.Second, "attempt after 59 minutes", func() bool { return f.errCalls.Load() > calls })
 	f.pending(t, e)
 
 	e.clk.Advance(3*time.Hour + 2*time.Minute) // past both bounds
-	waitUntil(t, 30*time.Second, "failed record for each of the three", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "failed record for each of the three", func() bool {
 		st := e.statuses()
 		return count(st[f.hangID], events.NotifyFailed) > 0 && count(st[f.errID], events.NotifyFailed) > 0 &&
 			count(st[f.greyID], events.NotifyFailed) > 0
@@ -251,7 +240,7 @@ func TestFailingRecipientsGivenUpOnceAfterTheirBound(t *testing.T) {
 	calls = f.errCalls.Load()
 	// A barrier: one more alert is mailed after the three were given up.
 	e.publish(alert(otherDev, otherCust, 3, "last.example", e.clk.Now()))
-	waitUntil(t, 30*time.Second, "mail after the give-ups", func() bool { return find(e.box.Messages(), "other@x.test", "") != nil })
+	testkit.WaitUntil(t, 30*time.Second, "mail after the give-ups", func() bool { return find(e.box.Messages(), "other@x.test", "") != nil })
 	e.waitDrained("notifier", 30*time.Second)
 	st := e.statuses()
 	for id, want := range map[string]string{f.hangID: "Client.Timeout exceeded", f.errID: "HTTP 500", f.greyID: "451"} {
@@ -313,7 +302,7 @@ func TestPendingRetriesResumeAfterRestart(t *testing.T) {
 	a, b := alert(flakyDev, flakyCust, 3, "flaky.example", t0), alert(deadDev, deadCust, 3, "dead.example", t0)
 	e.publish(a, b)
 	flakyID, deadID := notifier.ID(a.ID, events.ChannelWebhook, flaky.URL), notifier.ID(b.ID, events.ChannelWebhook, dead.URL)
-	waitUntil(t, 30*time.Second, "retries at both webhooks", func() bool { return flakyRefused.Load() >= 2 && deadCalls.Load() >= 2 })
+	testkit.WaitUntil(t, 30*time.Second, "retries at both webhooks", func() bool { return flakyRefused.Load() >= 2 && deadCalls.Load() >= 2 })
 	e.publish(alert(otherDev, otherCust, 3, "other.example", t0))
 	e.waitMail(3, 30*time.Second) // flaky's, dead's and other's mail
 	stop()
@@ -328,13 +317,13 @@ func TestPendingRetriesResumeAfterRestart(t *testing.T) {
 	down.Store(false)
 	e.clk.Advance(30 * time.Minute)
 	stop = e.start(notifier.Config{})
-	waitUntil(t, 30*time.Second, "delivery of the resumed webhook", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "delivery of the resumed webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return delivered[flakyID] > 0
 	})
 	e.clk.Advance(31 * time.Minute) // 61 minutes after the first attempt
-	waitUntil(t, 30*time.Second, "failed record of the webhook still failing", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "failed record of the webhook still failing", func() bool {
 		return count(e.statuses()[deadID], events.NotifyFailed) > 0
 	})
 	e.waitDrained("notifier", 30*time.Second)
@@ -391,7 +380,7 @@ func TestWebhookRetryAfterHonoured(t *testing.T) {
 	a := alert(dev, cust, 3, "later.example", t0)
 	e.publish(a)
 	id := notifier.ID(a.ID, events.ChannelWebhook, srv.URL+"/hook")
-	waitUntil(t, 30*time.Second, "webhook delivered", func() bool { return count(e.statuses()[id], events.NotifySent) == 1 })
+	testkit.WaitUntil(t, 30*time.Second, "webhook delivered", func() bool { return count(e.statuses()[id], events.NotifySent) == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(at) != 2 {

@@ -8,17 +8,13 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/registry"
 )
 
 func newCluster(t *testing.T) (eventlog.Config, *eventlog.Producer) {
 	t.Helper()
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Dir: t.TempDir(), Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	cfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 2, Replication: 1, TopicPrefix: "t."}
+	_, cfg := testkit.Kafka(t, 2, "t.")
 	p, err := eventlog.NewProducer(cfg)
 	if err != nil {
 		t.Fatal(err)

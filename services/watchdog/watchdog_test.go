@@ -2,8 +2,8 @@ package watchdog
 
 import (
 	"context"
+	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,31 +12,22 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/testlog"
 )
-
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type fixture struct {
 	t    *testing.T
 	cfg  eventlog.Config
 	prod *eventlog.Producer
-	clk  *clock
+	clk  *testkit.Clock
 	seen *recorder
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	cfg := eventlog.Config{Brokers: b.Addrs(), Partitions: 3, Replication: 1, TopicPrefix: "w.", Logger: testlog.New(t)}
+	_, cfg := testkit.Kafka(t, 3, "w.")
+	cfg.Logger = testlog.New(t)
 	p, err := eventlog.NewProducer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := eventlog.EnsureTopics(ctx, p.Client(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, cfg: cfg, prod: p, clk: &clock{}}
+	f := &fixture{t: t, cfg: cfg, prod: p, clk: &testkit.Clock{}}
 	f.seen = newRecorder(t, cfg)
 	return f
 }
@@ -149,18 +140,12 @@ func (f *fixture) start(cfg Config) (*Watchdog, func()) {
 // received at the clock's time and owns a caught-up partition for it.
 func (w *Watchdog) waitSeen(t *testing.T, dev string, at time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.WaitUntil(t, 20*time.Second, fmt.Sprintf("the watchdog to read the heartbeat of %s received at %s", dev, at), func() bool {
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		d := w.devs[dev]
-		ok := d != nil && !d.lastHB.Before(at) && d.partition >= 0 && w.parts[d.partition] != nil && w.parts[d.partition].caught
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("watchdog did not read the heartbeat of %s received at %s", dev, at)
+		return d != nil && !d.lastHB.Before(at) && d.partition >= 0 && w.parts[d.partition] != nil && w.parts[d.partition].caught
+	})
 }
 
 func (w *Watchdog) eval(t *testing.T) {
@@ -239,20 +224,15 @@ func TestOfflineOnceWithinThreshold(t *testing.T) {
 
 func waitCaught(t *testing.T, w *Watchdog) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.WaitUntil(t, 20*time.Second, "the watchdog to catch up with its 3 partitions", func() bool {
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		ok := len(w.parts) == 3
 		for _, p := range w.parts {
 			ok = ok && p.caught
 		}
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("watchdog never caught up with its partitions")
+		return ok
+	})
 }
 
 // A device that flaps (12 minutes on, 12 off, for 4 hours) gets at most

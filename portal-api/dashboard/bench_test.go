@@ -85,8 +85,8 @@ func BenchmarkPortal(b *testing.B) {
 		b.Fatal(err)
 	}
 	cold, _ := dashboard.New(conn, db, func() time.Time { return now })
-	cold.SetFleetMaxStale(0)
-	if err := st.WarmFleet(ctx); err != nil { // as the portal does when it starts
+	cold.Fleet().SetMaxStale(0)
+	if err := st.Fleet().Warm(ctx); err != nil { // as the portal does when it starts
 		b.Fatal(err)
 	}
 	arrived := 0

@@ -16,14 +16,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/mimamori/mimamori/analytics/migrate"
 	"github.com/mimamori/mimamori/events"
@@ -47,44 +44,7 @@ type Store struct {
 	db      string
 	now     func() time.Time
 	timeout time.Duration
-
-	fleetStale time.Duration
-	fleetQuick time.Duration
-	fleetMu    sync.Mutex
-	fleet      map[string]*fleetEntry // by period
-	fleetOnce  singleflight.Group
-}
-
-// fleetEntry is the fleet-wide daily figures of one period: the same for
-// every customer, so computed once and shared. fingerprint says which
-// data they were computed from (fleetFingerprint).
-type fleetEntry struct {
-	at          time.Time     // when computed
-	took        time.Duration // how long computing took
-	fingerprint string
-	active      map[string]map[string]bool
-	counts      map[string]map[string]uint64
-}
-
-// fleetQuick is the computation time below which figures are recomputed
-// in the request itself rather than served stale: a small fleet always
-// sees its newest alerts.
-const fleetQuick = 20 * time.Millisecond
-
-// fleetFresh is how long fleet figures are reused while the fingerprint is
-// unchanged; after that they are still served, but refreshed behind
-// (a dropped partition can leave the fingerprint as it was).
-const fleetFresh = 10 * time.Minute
-
-// SetFleetMaxStale sets how long the fleet-wide figures of the
-// participants' comparison may still be served after the aggregates
-// changed, while one refresh runs in the background (a minute by default).
-// Past it a request waits for new figures. 0 computes them on every
-// request.
-func (s *Store) SetFleetMaxStale(d time.Duration) {
-	s.fleetMu.Lock()
-	s.fleetStale, s.fleet = d, map[string]*fleetEntry{}
-	s.fleetMu.Unlock()
+	fleet   *Fleet
 }
 
 // New returns a Store over database db; now defaults to time.Now.
@@ -95,8 +55,19 @@ func New(conn driver.Conn, db string, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{conn: conn, db: db, now: now, timeout: 10 * time.Second,
-		fleetStale: time.Minute, fleetQuick: fleetQuick, fleet: map[string]*fleetEntry{}}, nil
+	return &Store{conn: conn, db: db, now: now, timeout: 10 * time.Second, fleet: newFleet(conn, db, now)}, nil
+}
+
+// Fleet is the store's cache of the fleet-wide figures.
+func (s *Store) Fleet() *Fleet { return s.fleet }
+
+// WithFleet returns the store answering the participants' comparison from
+// f, the fleet cache of the process (which its owner keeps warm), in
+// place of its own.
+func (s *Store) WithFleet(f *Fleet) *Store {
+	c := *s
+	c.fleet = f
+	return &c
 }
 
 // Now is the store's clock.
@@ -469,12 +440,12 @@ type DayCompare struct {
 //
 // The customer's own counts are read for every request; the fleet's come
 // from figures shared by all customers, which may lag the newest alerts by
-// up to the store's maximum staleness (SetFleetMaxStale) while a refresh
+// up to the fleet cache's maximum staleness (Fleet.SetMaxStale) while a refresh
 // runs behind.
 func (s *Store) Participants(ctx context.Context, customer string, p Period) (days []DayCompare, participants int, err error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	fleet, err := s.fleetDays(ctx, p)
+	fleet, err := s.fleet.days(ctx, p)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -536,188 +507,6 @@ func (s *Store) dailyTotals(ctx context.Context, customer string, p Period) (map
 		out[d] = n
 	}
 	return out, rows.Err()
-}
-
-// fleetDays gives the period's fleet figures: per day, the participating
-// customers and every customer's alert count. Merging the states of every
-// customer takes a few hundred milliseconds at ten million alerts, so one
-// computation serves every customer: reused while the aggregates'
-// fingerprint is unchanged; after it changed, served for up to fleetStale
-// while a single refresh runs behind, unless computing them is quick
-// (fleetQuick); computed once for concurrent requests when there is
-// nothing to serve.
-func (s *Store) fleetDays(ctx context.Context, p Period) (*fleetEntry, error) {
-	key := Day(p.From) + "/" + Day(p.To)
-	fp, err := s.fleetFingerprint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.fleetMu.Lock()
-	e, stale := s.fleet[key], s.fleetStale
-	s.fleetMu.Unlock()
-	if stale <= 0 {
-		return s.computeFleet(ctx, p, fp)
-	}
-	if e != nil {
-		age := time.Since(e.at)
-		if e.fingerprint == fp && age < fleetFresh {
-			return e, nil
-		}
-		if e.fingerprint == fp || (age < stale && e.took >= s.fleetQuick) {
-			// A refresh starts no sooner than four computations' time after
-			// the last one ended: under steady ingest, refreshing takes at
-			// most a fifth of a core whatever the request rate.
-			if age >= 4*e.took {
-				s.loadFleet(key, p) // behind: nobody waits for it
-			}
-			return e, nil
-		}
-	}
-	select {
-	case r := <-s.loadFleet(key, p):
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*fleetEntry), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("dashboard: participants: %w", ctx.Err())
-	}
-}
-
-// loadFleet computes a period's figures and keeps them: one computation
-// per period at a time, shared by every request that waits for it
-// meanwhile, on a context of its own (a request that gives up does not
-// cancel it for the others).
-func (s *Store) loadFleet(key string, p Period) <-chan singleflight.Result {
-	return s.fleetOnce.DoChan(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
-		fp, err := s.fleetFingerprint(ctx)
-		if err != nil {
-			return nil, err
-		}
-		e, err := s.computeFleet(ctx, p, fp)
-		if err == nil {
-			s.storeFleet(key, e)
-		}
-		return e, err
-	})
-}
-
-func (s *Store) storeFleet(key string, e *fleetEntry) {
-	s.fleetMu.Lock()
-	defer s.fleetMu.Unlock()
-	if s.fleetStale <= 0 {
-		return
-	}
-	if _, ok := s.fleet[key]; !ok && len(s.fleet) >= 64 {
-		clear(s.fleet) // many custom periods: start over rather than grow
-	}
-	s.fleet[key] = e
-}
-
-// WarmFleet computes the fleet figures of the default period (the last 30
-// days), so that the first comparison after a start does not wait for them.
-func (s *Store) WarmFleet(ctx context.Context) error {
-	_, err := s.fleetDays(ctx, LastDays(s.now(), 30))
-	return err
-}
-
-// KeepFleetWarm runs WarmFleet now and again a second after every JST
-// midnight, when the default period moves on a day and its figures are
-// new, until ctx ends: no customer's first comparison of the day waits for
-// them. A failure is logged and tried again a minute later.
-func (s *Store) KeepFleetWarm(ctx context.Context, log *slog.Logger) {
-	for {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := s.WarmFleet(wctx)
-		cancel()
-		wait := untilAfterMidnight(s.now())
-		if err != nil && ctx.Err() == nil {
-			log.Warn("warming the participants' comparison; trying again in a minute", "err", err)
-			wait = min(wait, time.Minute)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// untilAfterMidnight is how long from now until a second past the next
-// JST midnight.
-func untilAfterMidnight(now time.Time) time.Duration {
-	return Today(now).AddDate(0, 0, 1).Add(time.Second).Sub(now)
-}
-
-// fleetFingerprint is the highest block number of the two aggregates'
-// active parts. Every insert takes a new block number and a merge keeps
-// the highest of its parts, so figures with the same fingerprint are those
-// of the current data. (A row count would not do: merging an aggregate
-// folds new rows into old ones and can bring the count back.)
-func (s *Store) fleetFingerprint(ctx context.Context) (string, error) {
-	var state, active int64
-	if err := s.conn.QueryRow(ctx, `SELECT
-		maxIf(max_block_number, table = 'alerts_customer_daily_jst_state'),
-		maxIf(max_block_number, table = 'active_days_jst_log')
-		FROM system.parts WHERE database = ? AND active AND table IN ('alerts_customer_daily_jst_state', 'active_days_jst_log')`,
-		s.db).Scan(&state, &active); err != nil {
-		return "", fmt.Errorf("dashboard: fleet fingerprint: %w", err)
-	}
-	return fmt.Sprintf("%d/%d", state, active), nil
-}
-
-// computeFleet reads the period's fleet figures.
-func (s *Store) computeFleet(ctx context.Context, p Period, fp string) (*fleetEntry, error) {
-	from, to := Day(p.From), Day(p.To)
-	began := time.Now()
-	e := &fleetEntry{fingerprint: fp,
-		active: map[string]map[string]bool{},   // day -> customers
-		counts: map[string]map[string]uint64{}, // day -> customer -> alerts
-	}
-	rows, err := s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id FROM {db}.active_days_jst_log
-		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
-	if err != nil {
-		return nil, fmt.Errorf("dashboard: participants: %w", err)
-	}
-	for rows.Next() {
-		var d, c string
-		if err := rows.Scan(&d, &c); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if e.active[d] == nil {
-			e.active[d] = map[string]bool{}
-		}
-		e.active[d][c] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.conn.Query(ctx, s.q(`SELECT toString(day), customer_id, uniqExactMerge(alerts) FROM {db}.alerts_customer_daily_jst_state
-		WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY day, customer_id`), from, to)
-	if err != nil {
-		return nil, fmt.Errorf("dashboard: participant counts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var d, c string
-		var n uint64
-		if err := rows.Scan(&d, &c, &n); err != nil {
-			return nil, err
-		}
-		if e.counts[d] == nil {
-			e.counts[d] = map[string]uint64{}
-		}
-		e.counts[d][c] = n
-	}
-	e.at = time.Now()
-	e.took = e.at.Sub(began)
-	return e, rows.Err()
 }
 
 // DeviceSeries is one appliance's daily alert counts (R-39).

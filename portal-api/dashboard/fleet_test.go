@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/mimamori/mimamori/analytics/chtest"
+	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 )
 
@@ -73,19 +74,19 @@ func TestParticipantsFleetFiguresLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lagging.SetFleetMaxStale(time.Hour)
+	lagging.Fleet().SetMaxStale(time.Hour)
 	dashboard.SetFleetQuick(lagging, 0) // as if computing took long, as at ten million alerts
-	if err := lagging.WarmFleet(context.Background()); err != nil {
+	if err := lagging.Fleet().Warm(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	quick, _ := dashboard.New(conn, db, func() time.Time { return now })
-	quick.SetFleetMaxStale(time.Hour)
+	quick.Fleet().SetMaxStale(time.Hour)
 	dashboard.SetFleetQuick(quick, time.Hour) // every computation counts as quick
-	if err := quick.WarmFleet(context.Background()); err != nil {
+	if err := quick.Fleet().Warm(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	immediate, _ := dashboard.New(conn, db, func() time.Time { return now })
-	immediate.SetFleetMaxStale(time.Nanosecond)
+	immediate.Fleet().SetMaxStale(time.Nanosecond)
 	if mine, avg := averageToday(t, immediate, "cust-0", p); mine != 2 || avg != 2 {
 		t.Fatalf("before: mine %d average %v, want 2 and 2", mine, avg)
 	}
@@ -108,17 +109,13 @@ func TestParticipantsFleetFiguresLag(t *testing.T) {
 		t.Errorf("within the staleness bound: mine %d average %v, want 5 and %v", mine, avg, 13.0/5)
 	}
 	// The request started one refresh behind; a later request sees it.
-	deadline := time.Now().Add(20 * time.Second)
-	for avg != 21.0/5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("the background refresh to give the average %v", 21.0/5), func() (bool, string) {
 		_, avg = averageToday(t, lagging, "cust-0", p)
-	}
-	if avg != 21.0/5 {
-		t.Errorf("after the background refresh: average %v, want %v", avg, 21.0/5)
-	}
+		return avg == 21.0/5, fmt.Sprintf("average %v", avg)
+	})
 }
 
-// The default period moves on a day at JST midnight: KeepFleetWarm has
+// The default period moves on a day at JST midnight: a running Fleet has
 // the new period's figures computed a second after it, before any
 // customer asks.
 func TestFleetKeptWarmAcrossMidnight(t *testing.T) {
@@ -136,30 +133,19 @@ func TestFleetKeptWarmAcrossMidnight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.SetFleetMaxStale(time.Hour)
+	st.Fleet().SetMaxStale(time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { st.KeepFleetWarm(ctx, slog.New(slog.DiscardHandler)); close(done) }()
+	go func() { _ = st.Fleet().Run(ctx, slog.New(slog.DiscardHandler)); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	today, tomorrow := dashboard.LastDays(now(), 30), dashboard.LastDays(now().Add(time.Hour), 30)
-	waitUntil(t, func() bool { return dashboard.FleetCached(st, today) })
+	testkit.WaitUntil(t, 30*time.Second, "today's period computed", func() bool { return dashboard.FleetCached(st, today) })
 	if dashboard.FleetCached(st, tomorrow) {
 		t.Fatal("tomorrow's period computed before midnight")
 	}
 	clk.Lock()
 	clk.t = clk.t.Add(2 * time.Second) // 00:00:01 JST
 	clk.Unlock()
-	waitUntil(t, func() bool { return dashboard.FleetCached(st, tomorrow) })
-}
-
-func waitUntil(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, 30*time.Second, "tomorrow's period computed after midnight", func() bool { return dashboard.FleetCached(st, tomorrow) })
 }

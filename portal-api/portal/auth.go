@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mimamori/mimamori/portal-api/accounts"
-	"github.com/mimamori/mimamori/schemas/messages"
 )
 
 // SessionCookie is the name of the session cookie. The __Host- prefix
@@ -42,35 +41,9 @@ type authAPI struct {
 	probes *idProbes
 }
 
-// accountRoutes lists the login API.
-func accountRoutes(r *gin.Engine, d Deps) *authAPI {
-	a := &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d,
+func newAuthAPI(d Deps) *authAPI {
+	return &authAPI{svc: d.Accounts, ss: newSessions(d.Sessions), cop: http.NewCrossOriginProtection(), deps: d,
 		probes: newIDProbes(d.Now)}
-	g := r.Group("/api/v1", a.crossSite)
-	g.POST("/login", a.login)
-	g.POST("/login/credentials", a.need(accounts.StageChangeCredentials), a.changeCredentials)
-	g.POST("/login/second-factor", a.need(accounts.StageSecondFactor), a.secondFactor)
-	g.POST("/login/second-factor/sms", a.need(accounts.StageSecondFactor), a.sendLoginSMS)
-	// The enrolment routes serve the first login's choice and, later, the
-	// settings: an account without a factor enrols one, an account with one
-	// replaces it ("replace": true).
-	g.POST("/2fa/totp/enrol", a.need(""), a.enrolment(true), a.totpEnrol)
-	g.POST("/2fa/totp/confirm", a.need(""), a.enrolment(false), a.totpConfirm)
-	g.POST("/2fa/sms/enrol", a.need(""), a.enrolment(true), a.smsEnrol)
-	g.POST("/2fa/sms/verify", a.need(""), a.enrolment(false), a.smsVerify)
-	g.POST("/2fa/decline", a.need(accounts.StageChooseFactor), a.decline)
-	g.POST("/logout", a.need(""), a.logout)
-	g.GET("/me", a.need(""), a.me)
-	g.POST("/password-reset", a.resetRequest)
-	g.POST("/password-reset/confirm", a.resetConfirm)
-	// The settings of a logged-in user.
-	g.POST("/account/password", a.need(accounts.StageActive), a.changePassword)
-	g.POST("/account/reauthenticate", a.need(accounts.StageActive), a.reauthenticate)
-	g.POST("/account/reauthenticate/sms", a.need(accounts.StageActive), a.sendReauthSMS)
-	g.GET("/account/second-factor", a.need(accounts.StageActive), a.secondFactorState)
-	g.POST("/account/second-factor/disable", a.need(accounts.StageActive), a.reauthenticated, a.disableFactor)
-	g.POST("/account/recovery-codes", a.need(accounts.StageActive), a.reauthenticated, a.newRecoveryCodes)
-	return a
 }
 
 // crossSite refuses state-changing requests from other sites (Origin and
@@ -609,16 +582,4 @@ func (a *authAPI) fail(c *gin.Context, err error) {
 	}
 	a.deps.Logger.Error("account request failed", "path", c.Request.URL.Path, "err", err)
 	writeAPIError(c, http.StatusServiceUnavailable, "unavailable")
-}
-
-func writeAPIError(c *gin.Context, status int, code string) {
-	writeAPIMessage(c, status, code, code)
-}
-
-// writeAPIMessage answers the error code with the text of another key:
-// "api.<key>" of the catalogue (schemas/messages), in the language the
-// request accepts (Japanese unless it asks for English, R-42).
-func writeAPIMessage(c *gin.Context, status int, code, key string) {
-	msg := messages.Text(c.GetHeader("Accept-Language"), "api."+key)
-	c.AbortWithStatusJSON(status, gin.H{"error": code, "message": msg})
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mimamori/mimamori/events"
-	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/schemas/messages"
 )
@@ -27,29 +26,18 @@ type dashAPI struct {
 // maxPeriodDays bounds a display period.
 const maxPeriodDays = 366
 
-func dashboardRoutes(r *gin.Engine, d Deps, a *authAPI) *dashAPI {
-	now := d.Sessions.Now
-	st, err := dashboard.New(d.Conn, d.Database, now)
+func newDashAPI(d Deps) *dashAPI {
+	st, err := dashboard.New(d.Conn, d.Database, d.Sessions.Now)
 	if err != nil { // New already checked the name
 		panic(err)
 	}
+	if d.Fleet != nil {
+		st = st.WithFleet(d.Fleet)
+	}
 	if d.FleetMaxStale > 0 {
-		st.SetFleetMaxStale(d.FleetMaxStale)
+		st.Fleet().SetMaxStale(d.FleetMaxStale)
 	}
-	h := &dashAPI{st: st, deps: d}
-	if d.Warm != nil {
-		go st.KeepFleetWarm(d.Warm, d.Logger)
-	}
-	g := r.Group("/api/v1", a.crossSite, a.need(accounts.StageActive))
-	g.GET("/dashboard/summary", h.summary)
-	g.GET("/alerts", h.alerts)
-	g.GET("/alerts/:id", h.alert)
-	g.GET("/devices", h.devices)
-	g.GET("/compare/participants", h.participants)
-	g.GET("/compare/devices", h.compareDevices)
-	g.GET("/notices", h.notices)
-	g.GET("/notices/:id", h.notice)
-	return h
+	return &dashAPI{st: st, deps: d}
 }
 
 func customerOf(c *gin.Context) string {
@@ -64,8 +52,7 @@ func customerOf(c *gin.Context) string {
 
 // badParam answers 400 naming the parameter.
 func badParam(c *gin.Context, name, problem string) {
-	c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "bad_parameter", "parameter": name,
-		"message": fmt.Sprintf("%s: %s", name, problem)})
+	writeAPIBody(c, http.StatusBadRequest, apiError{Code: "bad_parameter", Parameter: name, Message: name + ": " + problem})
 }
 
 func (h *dashAPI) fail(c *gin.Context, err error) {
@@ -207,9 +194,7 @@ func (h *dashAPI) alerts(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items, "total": total, "page": f.Page, "page_size": f.PageSize})
 }
 
-func notFound(c *gin.Context) {
-	c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": "not_found"})
-}
+func notFound(c *gin.Context) { writeAPIError(c, http.StatusNotFound, "not_found") }
 
 func (h *dashAPI) alert(c *gin.Context) {
 	byID(h, c, h.st.Alert, func(a dashboard.Alert) any { return a })

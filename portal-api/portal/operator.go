@@ -21,7 +21,7 @@ import (
 const operatorSource = "mimamori/portal/operator/"
 
 // viewedCustomer is the context key of the customer an operator route
-// names in its path. Only operatorRoutes sets it.
+// names in its path. Only the operator routes that name one set it.
 const viewedCustomer = "operator_customer"
 
 // opAPI is the operator's API: every customer, their accounts
@@ -30,25 +30,6 @@ type opAPI struct {
 	a    *authAPI
 	dash *dashAPI
 	deps Deps
-}
-
-func operatorRoutes(r *gin.Engine, d Deps, a *authAPI, dash *dashAPI) {
-	o := &opAPI{a: a, dash: dash, deps: d}
-	g := r.Group("/api/v1/operator", a.crossSite, a.need(accounts.StageActive), o.operatorOnly)
-	g.GET("/customers", o.customers)
-	g.POST("/notices", o.publishNotice)
-	cg := g.Group("/customers/:customer", o.customer)
-	cg.GET("/accounts", o.audit, o.accounts)
-	cg.POST("/accounts", o.requestAccount)
-	cg.POST("/accounts/:account/unlock", o.unlock)
-	// One customer's dashboards, read as that customer would: the customer
-	// comes from the path of these routes only, never from a customer route.
-	cg.GET("/summary", o.audit, dash.summary)
-	cg.GET("/alerts", o.audit, dash.alerts)
-	cg.GET("/alerts/:id", o.audit, dash.alert)
-	cg.GET("/devices", o.audit, dash.devices)
-	cg.GET("/notices", o.audit, dash.notices)
-	cg.GET("/notices/:id", o.audit, dash.notice)
 }
 
 // publish writes an event in the operator's name (the CloudEvents source
@@ -252,7 +233,7 @@ func (o *opAPI) publishNotice(c *gin.Context) {
 		Available: req.AvailableAt, Force: req.Force}, now)
 	var refused *notices.Error
 	if errors.As(err, &refused) {
-		c.AbortWithStatusJSON(http.StatusUnprocessableEntity, gin.H{"error": "notice_refused", "message": refused.Msg})
+		writeAPIBody(c, http.StatusUnprocessableEntity, apiError{Code: "notice_refused", Message: refused.Msg})
 		return
 	}
 	if err != nil {

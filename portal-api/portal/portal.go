@@ -21,6 +21,7 @@ import (
 
 	"github.com/mimamori/mimamori/analytics/migrate"
 	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/schemas/messages"
 	"github.com/mimamori/mimamori/services/admin"
 )
@@ -44,10 +45,11 @@ type Deps struct {
 	// Accounts, when set, serves the login API; Sessions tunes it.
 	Accounts *accounts.Service
 	Sessions SessionConfig
-	// Warm, when set, keeps the participants' comparison of the default
-	// period computed in the background while it lasts: at start and after
-	// every JST midnight, so that no first request of a day waits for it.
-	Warm context.Context
+	// Fleet, when set, is the process's cache of the participants'
+	// comparison, which its owner runs (dashboard.Fleet.Run) to keep the
+	// default period computed; without it the dashboards keep a cache of
+	// their own, computed on demand.
+	Fleet *dashboard.Fleet
 	// FleetMaxStale is how long the participants' average may lag new
 	// alerts while it is recomputed behind (a minute when zero).
 	FleetMaxStale time.Duration
@@ -111,54 +113,6 @@ func Checks(d Deps) map[string]admin.Check {
 		}
 	}
 	return checks
-}
-
-func routes(r *gin.Engine, d Deps) {
-	r.GET("/api/v1/openapi.json", openAPIHandler)
-	var a *authAPI
-	if d.Accounts != nil {
-		a = accountRoutes(r, d)
-	}
-	webRoutes(r)
-	if d.Conn == nil {
-		return
-	}
-	if a != nil {
-		operatorRoutes(r, d, a, dashboardRoutes(r, d, a))
-	}
-	adm := admin.Handler(d.Registry, Checks(d))
-	r.GET("/healthz", gin.WrapH(adm))
-	if d.PublicMetrics {
-		r.GET("/readyz", gin.WrapH(adm))
-		r.GET("/metrics", gin.WrapH(adm))
-	}
-	st := newStatusCache(d)
-	r.GET("/api/v1/status", st.limit, func(c *gin.Context) {
-		s, err := st.get(c.Request.Context())
-		if err != nil {
-			writeError(c, d.Logger, err)
-			return
-		}
-		c.JSON(http.StatusOK, s)
-	})
-	r.GET("/status", st.limit, func(c *gin.Context) {
-		s, err := st.get(c.Request.Context())
-		if err != nil {
-			writeError(c, d.Logger, err)
-			return
-		}
-		c.Header("Content-Type", "text/html; charset=utf-8")
-		c.Status(http.StatusOK)
-		_ = page.Execute(c.Writer, s)
-	})
-	r.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("no such page: %s %s", c.Request.Method, c.Request.URL.Path)})
-	})
-}
-
-func writeError(c *gin.Context, log *slog.Logger, err error) {
-	log.Error("portal request failed", "path", c.Request.URL.Path, "err", err)
-	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "the analytics store is not answering; try again shortly"})
 }
 
 func readStatus(ctx context.Context, d Deps) (Status, error) {

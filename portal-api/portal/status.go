@@ -88,3 +88,25 @@ func (sc *statusCache) limit(c *gin.Context) {
 func setRetryAfter(c *gin.Context, wait time.Duration) {
 	c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 }
+
+// json answers the figures as JSON (GET /api/v1/status).
+func (sc *statusCache) json(c *gin.Context) {
+	s, err := sc.get(c.Request.Context())
+	if err != nil {
+		writeError(c, sc.d.Logger, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+// page answers the status page (GET /status).
+func (sc *statusCache) page(c *gin.Context) {
+	s, err := sc.get(c.Request.Context())
+	if err != nil {
+		writeError(c, sc.d.Logger, err)
+		return
+	}
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Status(http.StatusOK)
+	_ = page.Execute(c.Writer, s)
+}

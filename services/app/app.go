@@ -19,6 +19,7 @@ import (
 	"github.com/mimamori/mimamori/analytics/projection"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/portal-api/portal"
 	"github.com/mimamori/mimamori/services/admin"
 	"github.com/mimamori/mimamori/services/ingest"
@@ -68,7 +69,7 @@ func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err
 		}
 	}
 	if slices.Contains(names, "portal") {
-		if err := a.portal(ctx); err != nil {
+		if err := a.portal(); err != nil {
 			return nil, err
 		}
 	}
@@ -135,7 +136,7 @@ func (a *App) projector() error {
 	return nil
 }
 
-func (a *App) portal(ctx context.Context) error {
+func (a *App) portal() error {
 	ln, err := a.listen(a.p.Cfg.PortalAddr)
 	if err != nil {
 		return err
@@ -145,8 +146,16 @@ func (a *App) portal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fleet, err := dashboard.NewFleet(a.p.Conn, a.p.Cfg.ClickHouseDatabase, nil)
+	if err != nil {
+		return err
+	}
+	log := a.p.Log.With("service", "portal")
+	// The participants' comparison is kept computed while the platform
+	// runs, and stops with it.
+	a.parts = append(a.parts, func(ctx context.Context) error { return fleet.Run(ctx, log) })
 	deps := portal.Deps{Conn: a.p.Conn, Database: a.p.Cfg.ClickHouseDatabase, Registry: a.reg,
-		Logger: a.p.Log.With("service", "portal"), Accounts: acc, Warm: ctx,
+		Logger: log, Accounts: acc, Fleet: fleet,
 		TrustedProxies: a.p.Cfg.PortalTrustedProxies, PublicMetrics: a.p.Cfg.PublicMetrics}
 	h, err := portal.New(deps)
 	if err != nil {

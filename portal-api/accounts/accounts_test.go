@@ -24,11 +24,11 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
-	"github.com/mimamori/mimamori/services/testlog"
 )
 
 // env is a kfake broker with the accounts topic and the embedded mailbox

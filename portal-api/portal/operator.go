@@ -10,8 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mimamori/mimamori/events"
+	"github.com/mimamori/mimamori/events/notices"
 	"github.com/mimamori/mimamori/portal-api/accounts"
-	"github.com/mimamori/mimamori/services/notices"
 )
 
 // operatorSource is the CloudEvents source of what an operator publishes

@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mimamori/mimamori/analytics/migrate"
+	"github.com/mimamori/mimamori/infra/admin"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/schemas/messages"
-	"github.com/mimamori/mimamori/services/admin"
 )
 
 // Status is the platform-wide summary the status page shows.

@@ -5,9 +5,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mimamori/mimamori/infra/admin"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/web"
-	"github.com/mimamori/mimamori/services/admin"
 )
 
 // route is one entry of the route table.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/mimamori/mimamori/services/admin"
+	"github.com/mimamori/mimamori/infra/admin"
 )
 
 // MaxBody is the largest request body the portal reads: every body it

@@ -23,13 +23,13 @@ import (
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/testkit/stacktest"
+	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/replay"
-	"github.com/mimamori/mimamori/services/stacktest"
-	"github.com/mimamori/mimamori/services/testlog"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }

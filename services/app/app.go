@@ -18,10 +18,10 @@ import (
 
 	"github.com/mimamori/mimamori/analytics/projection"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/infra/admin"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/portal-api/portal"
-	"github.com/mimamori/mimamori/services/admin"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/projector"

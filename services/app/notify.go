@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/admin"
+	"github.com/mimamori/mimamori/infra/admin"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/watchdog"

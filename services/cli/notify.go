@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/events"
-	"github.com/mimamori/mimamori/services/notices"
+	"github.com/mimamori/mimamori/events/notices"
 	"github.com/mimamori/mimamori/services/notifier"
 )
 

@@ -13,10 +13,10 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
+	"github.com/mimamori/mimamori/infra/testkit/stacktest"
+	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
-	"github.com/mimamori/mimamori/services/stacktest"
-	"github.com/mimamori/mimamori/services/testlog"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }

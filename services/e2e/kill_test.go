@@ -22,9 +22,9 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
+	"github.com/mimamori/mimamori/infra/testkit/stacktest"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
-	"github.com/mimamori/mimamori/services/stacktest"
 )
 
 // buildBinary compiles the mimamori binary once per test binary.

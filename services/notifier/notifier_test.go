@@ -20,10 +20,10 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
+	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
-	"github.com/mimamori/mimamori/services/testlog"
 )
 
 type env struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
-	"github.com/mimamori/mimamori/services/testlog"
+	"github.com/mimamori/mimamori/infra/testkit/testlog"
 )
 
 type fixture struct {

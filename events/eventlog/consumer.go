@@ -141,9 +141,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// ErrLeftForNextOwner is what a handler returns, wrapped, when shutdown
+// came while it waited for something its batch needs, rather than hold
+// the shutdown for it: the batch is not committed, so the next owner reads
+// it again, and the consumer stops cleanly.
+var ErrLeftForNextOwner = errors.New("batch left for the next owner at shutdown")
+
 // handle runs the handler until it succeeds, then commits. After shutdown
 // was asked for, it keeps trying until FlushTimeout and then gives up
-// without committing: the batch will be read again by the next owner.
+// without committing: the batch will be read again by the next owner. A
+// handler that gives its batch up itself (ErrLeftForNextOwner) is not
+// retried, and that is no failure.
 func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Logger) error {
 	hctx, cancel := flushContext(ctx, c.cfg.FlushTimeout)
 	defer cancel()
@@ -158,6 +166,10 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, log *slog.Log
 		err := c.h(hctx, data)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, ErrLeftForNextOwner) && ctx.Err() != nil {
+			log.Info("batch left uncommitted for the next owner", "records", len(data), "reason", err)
+			return nil
 		}
 		wait := b.NextBackOff()
 		log.Error("batch failed; retrying", "records", len(data), "err", err, "retry_in", wait)

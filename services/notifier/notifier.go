@@ -190,6 +190,8 @@ type Notifier struct {
 	// unheard are devices whose activation a fresh alert waited for in
 	// vain: their next alerts do not wait again (until they activate).
 	unheard map[string]bool
+	// stopping ends when Run is asked to stop.
+	stopping context.Context
 	// firstReads keeps an alert's decision its first version's.
 	firstReads *firstReads
 
@@ -208,6 +210,7 @@ func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Maile
 	}
 	n := &Notifier{cfg: cfg, kcfg: kcfg, pub: pub, mail: mailer, hc: &http.Client{Timeout: cfg.WebhookTimeout}, log: logger,
 		st: newState(), out: newOutbox(cfg.Workers), owned: map[string]map[int32]bool{}, unheard: map[string]bool{}, firstReads: newFirstReads(),
+		stopping: context.Background(),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mimamori_notifications_total",
 			Help: "Notification records written, by channel, kind and status."}, []string{"channel", "kind", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mimamori_notification_send_seconds",
@@ -275,6 +278,7 @@ func (n *Notifier) revoked(_ context.Context, _ *kgo.Client, m map[string][]int3
 // beside the consumer; on shutdown the attempts in flight end and record
 // their outcome, and the rest is resumed by the next owner.
 func (n *Notifier) Run(ctx context.Context) error {
+	n.stopping = ctx
 	apply := func(r *kgo.Record, e events.Envelope) {
 		if err := n.st.apply(e); err != nil {
 			n.log.Warn("notifier state event skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
@@ -374,7 +378,9 @@ func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
 				n.log.Debug("notifier: a later record of an alert; its first version's decision stands", "device", a.DeviceID, "alert", a.ID)
 				continue
 			}
-			n.awaitActivation(ctx, a)
+			if err := n.awaitActivation(ctx, a); err != nil {
+				return err
+			}
 		}
 		jobs = append(jobs, n.plan(r, e, p)...)
 	}
@@ -391,15 +397,21 @@ func (n *Notifier) handle(ctx context.Context, recs []*kgo.Record) error {
 // (a busy or restarting watchdog), and would be skipped as "not activated"
 // although its appliance was installed and sending heartbeats. An
 // appliance whose activation never came in that time is not waited for
-// again until it activates.
-func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) {
+// again until it activates. Shutdown ends the wait at once, and the batch
+// is left for the next owner (eventlog.ErrLeftForNextOwner), which waits
+// again: stopping neither waits for an activation nor decides without one.
+func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) error {
 	n.st.mu.Lock()
 	d := n.st.devices[a.DeviceID]
 	waiting := d != nil && !d.activated && !n.unheard[a.DeviceID]
 	n.st.mu.Unlock()
 	if !waiting || n.cfg.Now().Sub(a.ReceivedAt) > 2*time.Minute {
-		return
+		return nil
 	}
+	n.log.Debug("notifier: a fresh alert waits for its appliance's activation", "device", a.DeviceID, "alert", a.ID)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	defer context.AfterFunc(n.stopping, func() { stop(eventlog.ErrLeftForNextOwner) })()
 	deadline := time.Now().Add(n.cfg.ActivationWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if err := n.catchUp(ctx, time.Second); err != nil && ctx.Err() == nil {
@@ -410,13 +422,17 @@ func (n *Notifier) awaitActivation(ctx context.Context, a *events.Alert) {
 		n.st.mu.Unlock()
 		if activated {
 			delete(n.unheard, a.DeviceID)
-			return
+			return nil
 		}
 		if retry.Wait(ctx, 200*time.Millisecond) != nil {
 			break
 		}
 	}
+	if cause := context.Cause(ctx); errors.Is(cause, eventlog.ErrLeftForNextOwner) {
+		return fmt.Errorf("notifier: waiting for the activation of %s: %w", a.DeviceID, cause)
+	}
 	n.unheard[a.DeviceID] = true
+	return nil
 }
 
 // needsState says whether the state lacks what p needs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -621,4 +622,75 @@ func TestFreshAlertWaitsForActivation(t *testing.T) {
 	if n := len(e.box.Messages()); n != 1 {
 		t.Errorf("%d mails, want only the activated appliance's", n)
 	}
+}
+
+// Shutdown does not wait for an activation: a notifier stopped while a
+// fresh alert waits for its appliance's activation stops at once and
+// cleanly, without committing the alert, and the next owner mails it once
+// the appliance activates: nothing lost, nothing doubled.
+func TestShutdownLeavesAnAlertWaitingForActivationToTheNextOwner(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	cust, err := registry.RegisterCustomer(ctx, e.prod, "Kato", "kato@shop.test", "rs", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.RegisterDevice(ctx, e.prod, registry.DeviceSpec{Serial: "MU-wait", MAC: "00:11:22:33:44:09", Model: "MU-100",
+		ManufacturedOn: "2026-04-01", CustomerID: cust}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged syncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := notifier.Config{Group: "notifier", PortalURL: "https://portal.mimamori.test", WebhookKey: webhookKey,
+		Now: e.clk.Now, DigestCheck: 20 * time.Millisecond, ActivationWait: 10 * time.Minute}
+	first, err := notifier.New(cfg, e.kcfg, e.prod, e.mailer(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- first.Run(runCtx) }()
+	e.publish(alert(reg.DeviceID, cust, 3, "while-stopping.example", time.Now().UTC()))
+	testkit.WaitUntil(t, 30*time.Second, "the alert to wait for its appliance's activation", func() bool {
+		return strings.Contains(logged.String(), "waits for its appliance's activation")
+	})
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the notifier stopped with %v, want a clean stop", err)
+		}
+	case <-time.After(2 * time.Minute): // a hang guard, far below the 10 minutes' wait
+		t.Fatal("the notifier still waits for the activation after shutdown")
+	}
+	if n := len(e.box.Messages()); n != 0 {
+		t.Fatalf("%d mails before the activation", n)
+	}
+	e.start(notifier.Config{ActivationWait: 10 * time.Minute})
+	e.publish(&events.DeviceActivated{DeviceID: reg.DeviceID, CustomerID: cust, HeartbeatAt: now, ActivatedAt: time.Now()})
+	msgs := e.waitMail(1, 30*time.Second)
+	e.waitDrained("notifier", 30*time.Second)
+	if len(e.box.Messages()) != 1 || !strings.Contains(msgs[0].Body, "while-stopping.example") {
+		t.Fatalf("mails %v, want the one alert mailed once by the next owner", subjects(e.box.Messages()))
+	}
+}
+
+// syncBuffer is a log the code under test writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -79,6 +79,7 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/events/retry"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // Source is the CloudEvents source of the notifier's records.
@@ -176,7 +177,7 @@ type Notifier struct {
 	cfg  Config
 	kcfg eventlog.Config
 	pub  *eventlog.Producer
-	mail *Mailer
+	mail *smtp.Mailer
 	hc   *http.Client
 	log  *slog.Logger
 	st   *state
@@ -198,7 +199,7 @@ type Notifier struct {
 }
 
 // New connects a notifier. reg may be nil.
-func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Mailer, logger *slog.Logger, reg prometheus.Registerer) (*Notifier, error) {
+func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *smtp.Mailer, logger *slog.Logger, reg prometheus.Registerer) (*Notifier, error) {
 	cfg.defaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

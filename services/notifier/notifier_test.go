@@ -22,6 +22,7 @@ import (
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/smtp"
 	"github.com/mimamori/mimamori/services/testlog"
 )
 
@@ -66,9 +67,9 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, kcfg: kcfg, prod: p, box: box, clk: c}
 }
 
-func (e *env) mailer() *notifier.Mailer {
+func (e *env) mailer() *smtp.Mailer {
 	e.t.Helper()
-	m, err := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: portOf(e.box.Addr()), Security: notifier.SecurityNone,
+	m, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: portOf(e.box.Addr()), Security: smtp.SecurityNone,
 		From: "mimamori <noreply@mimamori.test>", Timeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)

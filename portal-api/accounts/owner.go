@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,4 +191,56 @@ func (o *owner) pendingRequest(id string) (events.AccountRequested, bool) {
 		return events.AccountRequested{}, false
 	}
 	return *r, true
+}
+
+// latencies are the durations of the owner's last writes (a produce and
+// its tail's apply). A login failure that writes nothing (an unknown user,
+// a locked account) waits one of them, drawn at random, so that it takes
+// as long as a wrong password, which writes login_failed: the two draw
+// from the same distribution, not merely the same mean.
+type latencies struct {
+	mu   sync.Mutex
+	ring [32]time.Duration
+	n    int // filled slots
+	next int
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.ring[l.next] = d
+	l.next = (l.next + 1) % len(l.ring)
+	l.n = min(l.n+1, len(l.ring))
+	l.mu.Unlock()
+}
+
+// sample is one of the recent durations, or 0 before the first write.
+func (l *latencies) sample() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == 0 {
+		return 0
+	}
+	return l.ring[rand.IntN(l.n)]
+}
+
+// spinLast is the end of a wait that is spun rather than slept: a timer
+// of an idle process wakes up to a millisecond late, longer than a write
+// to an in-process broker takes.
+const spinLast = 1500 * time.Microsecond
+
+// wait waits for a sample, or until ctx ends.
+func (l *latencies) wait(ctx context.Context) {
+	d := l.sample()
+	end := time.Now().Add(d)
+	if d > spinLast {
+		t := time.NewTimer(d - spinLast)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	for ctx.Err() == nil && time.Now().Before(end) {
+		runtime.Gosched()
+	}
 }

@@ -147,6 +147,30 @@ func TestOwnerAppliesOwnEventsTheTailMissed(t *testing.T) {
 	if _, ok := o.state.customer("cu_1"); !ok {
 		t.Fatal("the event is not in the state")
 	}
+	if o.lat.n != 0 {
+		t.Fatal("a write its command gave up waiting for counts among the latencies")
+	}
+}
+
+// Every write adds its duration to the latencies, of which an unknown
+// user's failure waits one: none before the first write.
+func TestOwnerRecordsWriteLatencies(t *testing.T) {
+	o, _ := newMemOwner(t, time.Now)
+	if d := o.lat.sample(); d != 0 {
+		t.Fatalf("a sample of %s before any write", d)
+	}
+	o.lat.wait(context.Background())
+	for i := range 40 {
+		if err := o.publish(context.Background(), registered(fmt.Sprintf("cu_%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.lat.n != len(o.lat.ring) {
+		t.Fatalf("%d latencies kept after 40 writes, want the last %d", o.lat.n, len(o.lat.ring))
+	}
+	if d := o.lat.sample(); d <= 0 {
+		t.Fatalf("a sample of %s after writes", d)
+	}
 }
 
 // Once another process took the writer role, the owner writes nothing

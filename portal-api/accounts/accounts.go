@@ -93,7 +93,7 @@ const (
 	StageActive            = "active"
 )
 
-// Mailer sends one text mail (notifier.Mailer).
+// Mailer sends one text mail (smtp.Mailer).
 type Mailer interface {
 	Send(ctx context.Context, to, id, subject, body string, date time.Time) error
 }

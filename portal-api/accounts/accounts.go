@@ -1,9 +1,7 @@
-// Package accounts is the write side of portal accounts:
-// temporary credentials issued at registration, the forced first change,
-// argon2id passwords against a breached list, TOTP and SMS second factors,
-// recovery codes, throttling and hard locks, password reset by mail. Its
-// state is rebuilt from the accounts topic; every command of a customer is
-// serialised through this process, the single owner of that customer.
+// Package accounts is the single writer of portal accounts (R-30 to
+// it issues them, checks logins, second factors, password changes
+// and resets against state rebuilt from the accounts topic, and mails the
+// customers what those change.
 package accounts
 
 import (
@@ -14,17 +12,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/segmentio/ksuid"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/events/retry"
-	"github.com/mimamori/mimamori/portal-api/ratelimit"
 )
 
 // Source is the CloudEvents source of the events this package writes.
@@ -99,7 +93,7 @@ const (
 	StageActive            = "active"
 )
 
-// Mailer sends one text mail (notifier.Mailer).
+// Mailer sends one text mail (smtp.Mailer).
 type Mailer interface {
 	Send(ctx context.Context, to, id, subject, body string, date time.Time) error
 }
@@ -190,55 +184,23 @@ func (c *Config) defaults() {
 	}
 }
 
-// Service owns the accounts of every customer this process serves.
+// Service owns the accounts of every customer this process serves: a
+// facade over the command and state owner, the throttles, the secrets and
+// the mailer.
 type Service struct {
-	cfg      Config
-	pub      Publisher
-	mail     Mailer
-	sms      SMSSender
-	seal     *sealer
-	state    *State
-	tail     *eventlog.Tail
-	log      *slog.Logger
-	breached map[string]bool
-	dummy    string
-	idLim    *limiter
-	ipLim    *ratelimit.Limiter // failures per source address, decaying
-	resetID  *window            // reset mails per login ID
-	resetIP  *window            // reset requests per source address
-	smsLim   *window            // codes per account
-	smsPhone *window            // enrolment codes per phone number, across accounts
-	lat      latencies
-
-	mu      sync.Mutex
-	owners  map[string]*sync.Mutex // one per customer: commands never race
-	loginMu sync.Mutex             // login IDs are unique across customers
-	smsMu   sync.Mutex
-	smsCode map[string]smsChallenge // account ID and login attempt (codeKey) → pending code
-	smsCaps sync.Mutex              // checks and counts a send against every cap at once
-	resets  chan string             // account IDs to mail a reset link to
-	notices chan notice             // security notices to mail
-	// The notices queued or being mailed, and when an unsent one last
-	// failed: the sweep (sweepNotices) queues each unsent notice once.
-	noticeMu    sync.Mutex
-	noticeBusy  map[string]bool
-	noticeTried map[string]time.Time
-	kick        chan struct{}
-	ready       chan struct{}
-	fenced      atomic.Bool
-}
-
-type smsChallenge struct {
-	purpose  string // "enrol" or "login"
-	phone    string
-	codeHash string
-	expires  time.Time
-	tries    int
+	cfg  Config
+	own  *owner
+	thr  *throttles
+	sec  *secrets
+	out  *mailer
+	sms  SMSSender
+	log  *slog.Logger
+	kick chan struct{} // an account may be due: a registration or a request
 }
 
 // New builds the service over the accounts topic. key seals TOTP secrets
 // and phone numbers (LoadOrCreateKey).
-func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSender, key []byte, logger *slog.Logger, extra ...kgo.Opt) (*Service, error) {
+func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSender, key []byte, logger *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -246,105 +208,67 @@ func New(cfg Config, kcfg eventlog.Config, pub Publisher, mail Mailer, sms SMSSe
 	if pub == nil || mail == nil || sms == nil {
 		return nil, errors.New("accounts: publisher, mailer and SMS sender are required")
 	}
-	sl, err := newSealer(key)
+	sec, err := newSecrets(key, cfg.SMSCodeTTL)
 	if err != nil {
 		return nil, err
 	}
-	tail, err := eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicAccounts)}, logger, extra...)
+	tail, err := eventlog.NewTail(kcfg, []string{kcfg.Topic(events.TopicAccounts)}, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, pub: pub, mail: mail, sms: sms, seal: sl, state: newStateAt(cfg.Now), tail: tail, log: logger,
-		breached: loadBreached(), dummy: hashPassword(randomText(24)),
-		idLim:    newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
-		ipLim:    ratelimit.New(cfg.IPFreeFailures, cfg.IPFailureDecay),
-		resetID:  newWindow(cfg.ResetsPerID, resetWindow, 0),
-		resetIP:  newWindow(cfg.ResetsPerIP, resetWindow, 0),
-		smsLim:   newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
-		smsPhone: newWindow(cfg.SMSPerPhone, 24*time.Hour, 0),
-		resets:   make(chan string, 256),
-		owners:   map[string]*sync.Mutex{}, smsCode: map[string]smsChallenge{},
-		notices: make(chan notice, 256), noticeBusy: map[string]bool{}, noticeTried: map[string]time.Time{},
-		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+	own := newOwner(cfg.Now, pub, tail, logger)
+	return &Service{cfg: cfg, own: own, thr: newThrottles(cfg), sec: sec, out: newMailer(cfg, mail, own, logger), sms: sms,
+		log: logger, kick: make(chan struct{}, 1)}, nil
 }
 
 // State is the accounts as read so far.
-func (s *Service) State() *State { return s.state }
+func (s *Service) State() *State { return s.own.state }
 
 // Ready is closed once the state has caught up with the log at start.
-func (s *Service) Ready() <-chan struct{} { return s.ready }
+func (s *Service) Ready() <-chan struct{} { return s.own.ready }
 
 // Fenced reports whether another process took over the accounts: this one
 // then refuses every command with ErrNotOwner and is not ready.
-func (s *Service) Fenced() bool { return s.fenced.Load() }
+func (s *Service) Fenced() bool { return s.own.fenced.Load() }
 
 // Run follows the accounts topic and issues the accounts that registrations
 // and operator requests call for, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	if c, ok := s.pub.(Claimer); ok {
-		b := retry.New(time.Second, 5*time.Second)
-		for {
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := c.Claim(cctx)
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("accounts: claiming the writer role", "err", err)
-			if retry.Wait(ctx, b.NextBackOff()) != nil {
-				return nil
-			}
-		}
+	if !s.own.claim(ctx) {
+		return nil
 	}
-	done := make(chan error, 1)
-	go func() {
-		done <- s.tail.Run(ctx, func(r *kgo.Record, e events.Envelope) {
-			if err := s.state.Apply(e); err != nil {
-				s.log.Warn("accounts event skipped", "partition", r.Partition, "offset", r.Offset, "err", err)
-				return
-			}
-			if e.Type == events.TypeAccountUnlocked || e.Type == events.TypeAccountPasswordChanged {
-				s.forgetDelays(e)
-			}
-			if e.Type == events.TypeCustomerRegistered || e.Type == events.TypeAccountRequested {
-				select {
-				case s.kick <- struct{}{}:
-				default:
-				}
-			}
-		})
-	}()
 	// Nothing is issued before the whole log is read: a restarted owner must
 	// not issue a second first account.
-	for {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.tail.WaitCaughtUp(wctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return <-done
-		}
-		s.log.Warn("accounts: catching up with the log", "err", err)
+	done, caughtUp := s.own.follow(ctx, s.applied)
+	if !caughtUp {
+		return <-done
 	}
-	close(s.ready)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.mailQueued(ctx) })
+	wg.Go(func() { s.out.run(ctx) })
 	defer wg.Wait()
 	tick := time.NewTicker(30 * time.Second) // retries issues and notices that failed
 	defer tick.Stop()
 	for {
 		s.issuePending(ctx)
-		s.sweepNotices()
+		s.out.sweep()
 		select {
 		case <-ctx.Done():
 			return <-done
 		case <-s.kick:
 		case <-tick.C:
+		}
+	}
+}
+
+// applied reacts to an event the tail applied to the state.
+func (s *Service) applied(e events.Envelope) {
+	if e.Type == events.TypeAccountUnlocked || e.Type == events.TypeAccountPasswordChanged {
+		s.forgetDelays(e)
+	}
+	if e.Type == events.TypeCustomerRegistered || e.Type == events.TypeAccountRequested {
+		select {
+		case s.kick <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -367,91 +291,16 @@ func (s *Service) forgetDelays(e events.Envelope) {
 		}
 		accountID = v.AccountID
 	}
-	if a, ok := s.state.Account(accountID); ok {
-		s.idLim.reset("id:" + strings.ToLower(a.LoginID))
+	if a, ok := s.own.state.Account(accountID); ok {
+		s.thr.loginPassed(a.LoginID)
 	}
-}
-
-func (s *Service) owner(customerID string) func() {
-	s.mu.Lock()
-	m := s.owners[customerID]
-	if m == nil {
-		m = &sync.Mutex{}
-		s.owners[customerID] = m
-	}
-	s.mu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
-
-// applyWait bounds how long a command waits for the tail to deliver the
-// events it wrote.
-const applyWait = 5 * time.Second
-
-// publish writes the events and returns once the state holds them, so the
-// next command of the customer sees them. The tail applies them, in log
-// order: an event another writer put before them (an operator's unlock)
-// is applied first, exactly as an owner rebuilding from the log will.
-// Only if the tail does not deliver them in time (or ctx ends) are they
-// applied at once (the tail's copy is then skipped by event ID).
-func (s *Service) publish(ctx context.Context, ps ...events.Payload) error {
-	_, err := s.publishIDs(ctx, ps...)
-	return err
-}
-
-// publishIDs is publish, and returns the IDs of the events it wrote.
-func (s *Service) publishIDs(ctx context.Context, ps ...events.Payload) ([]string, error) {
-	start := time.Now()
-	now := s.cfg.Now()
-	envs := make([]events.Envelope, 0, len(ps))
-	ids := make([]string, 0, len(ps))
-	for _, p := range ps {
-		e, err := events.New(Source, p, now)
-		if err != nil {
-			return nil, err
-		}
-		envs = append(envs, e)
-		ids = append(ids, e.ID)
-	}
-	if s.fenced.Load() {
-		return nil, ErrNotOwner
-	}
-	if err := s.pub.Publish(ctx, envs...); err != nil {
-		if errors.Is(err, eventlog.ErrFenced) {
-			if !s.fenced.Swap(true) {
-				s.log.Error("accounts: another process took over the accounts; this one writes nothing more", "err", err)
-			}
-			return nil, fmt.Errorf("%w (%w)", ErrNotOwner, err)
-		}
-		return nil, fmt.Errorf("accounts: publish: %w", err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, applyWait)
-	err := s.state.waitApplied(wctx, ids)
-	cancel()
-	if err == nil {
-		s.lat.add(time.Since(start))
-		return ids, nil
-	}
-	lagged := ctx.Err() == nil
-	if lagged {
-		s.log.Warn("accounts: the tail is behind; applying own events at once", "wait", applyWait)
-	}
-	for _, e := range envs {
-		if err := s.state.Apply(e); err != nil {
-			return nil, err
-		}
-	}
-	if lagged { // a slow write is one an unknown user's failure must mimic too
-		s.lat.add(time.Since(start))
-	}
-	return ids, nil
 }
 
 func (s *Service) issuePending(ctx context.Context) {
-	if s.fenced.Load() {
+	if s.own.fenced.Load() {
 		return // the owner now issues them
 	}
-	custs, reqs := s.state.pending()
+	custs, reqs := s.own.state.pending()
 	for _, c := range custs {
 		if err := s.issue(ctx, c, events.RoleCustomerAdmin, "registration", ""); err != nil {
 			s.log.Error("issue first account failed", "customer", c, "err", err)
@@ -469,8 +318,8 @@ func (s *Service) issuePending(ctx context.Context) {
 // crash before the mail leaves an account an operator can re-request,
 // never a mailed password that does not work.
 func (s *Service) issue(ctx context.Context, customerID, role, reason, requestID string) error {
-	defer s.owner(customerID)()
-	c, ok := s.state.customer(customerID)
+	defer s.own.lock(customerID)()
+	c, ok := s.own.state.customer(customerID)
 	if !ok {
 		return fmt.Errorf("unknown customer %s", customerID)
 	}
@@ -478,7 +327,7 @@ func (s *Service) issue(ctx context.Context, customerID, role, reason, requestID
 		return nil
 	}
 	if requestID != "" {
-		if _, still := s.pendingRequest(requestID); !still {
+		if _, still := s.own.pendingRequest(requestID); !still {
 			return nil
 		}
 	}
@@ -488,25 +337,14 @@ func (s *Service) issue(ctx context.Context, customerID, role, reason, requestID
 	ev := &events.AccountIssued{CustomerID: customerID, AccountID: "ac_" + ksuid.New().String(), LoginID: loginID,
 		Role: role, PasswordHash: hashPassword(password), ExpiresAt: now.Add(s.cfg.TempPasswordTTL).UTC(),
 		Reason: reason, RequestID: requestID, IssuedAt: now.UTC()}
-	if err := s.publish(ctx, ev); err != nil {
+	if err := s.own.publish(ctx, ev); err != nil {
 		return err
 	}
-	subject, body := tempCredentialsMail(c.name, loginID, password, s.cfg.PortalURL, ev.ExpiresAt)
-	if err := s.mail.Send(ctx, c.email, "acct-"+ev.AccountID, subject, body, now); err != nil {
+	if err := s.out.mailCredentials(ctx, c, ev, password, now); err != nil {
 		return fmt.Errorf("mail temporary credentials of %s: %w", ev.AccountID, err)
 	}
 	s.log.Info("account issued", "customer", customerID, "account", ev.AccountID, "reason", reason)
 	return nil
-}
-
-func (s *Service) pendingRequest(id string) (events.AccountRequested, bool) {
-	s.state.mu.RLock()
-	defer s.state.mu.RUnlock()
-	r, ok := s.state.requests[id]
-	if !ok {
-		return events.AccountRequested{}, false
-	}
-	return *r, true
 }
 
 // Principal is who a login step authenticated, and how far.
@@ -563,7 +401,7 @@ func stands(a Account, p Principal) bool {
 // replaced or turned off from another session, so every session holding p
 // has ended.
 func (s *Service) Current(p Principal) (Principal, bool) {
-	a, ok := s.state.Account(p.AccountID)
+	a, ok := s.own.state.Account(p.AccountID)
 	if !ok || !stands(a, p) {
 		return p, false
 	}
@@ -583,28 +421,6 @@ func stageAfterPassword(a Account) string {
 		return StageActive
 	}
 	return StageSecondFactor
-}
-
-// throttle checks the delays of a login ID; fail counts a failure against
-// it and against the source address (ratelimit.Client: an IPv6 /64 is one
-// address). A refusal is a *WaitError of ErrThrottled that says when the
-// delay ends; a login ID's delays are the same whether it exists or not.
-// The source address never refuses by itself: many users may share one
-// (an office behind one NAT), and anyone could make it refuse them all.
-// Past its free failures (IPFreeFailures, forgotten one every
-// IPFailureDecay) its next failures start the delays of the login IDs they
-// name at once, without their free failures.
-func (s *Service) throttle(loginID, ip string) (idKey string, fail func(), err error) {
-	now := s.cfg.Now()
-	idKey, ipKey := "id:"+strings.ToLower(loginID), ratelimit.Client(ip)
-	if wait := s.idLim.wait(idKey, now); wait > 0 {
-		return idKey, nil, &WaitError{Err: ErrThrottled, Wait: wait}
-	}
-	return idKey, func() {
-		hot := s.ipLim.Wait(ipKey, now) > 0
-		s.ipLim.Add(ipKey, now)
-		s.idLim.fail(idKey, now, hot)
-	}, nil
 }
 
 // maxLoginIDLen is the longest user ID there can be (loginIDPattern; the
@@ -631,26 +447,26 @@ func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Prin
 		return Principal{}, err
 	}
 	now := s.cfg.Now()
-	idKey, fail, err := s.throttle(loginID, ip)
+	fail, err := s.thr.checkLogin(loginID, ip, now)
 	if err != nil {
 		return Principal{}, err
 	}
 	// Failures that write nothing (an unknown user, a locked account)
 	// then wait as long as a recent write took: a wrong password writes
 	// login_failed, and the answer must not tell them apart by its time.
-	found, ok := s.state.ByLogin(loginID)
+	found, ok := s.own.state.ByLogin(loginID)
 	if !ok {
-		verifyPassword(s.dummy, password)
+		s.sec.verifyNoAccount(password)
 		fail()
-		s.lat.wait(ctx)
+		s.own.lat.wait(ctx)
 		return Principal{}, ErrInvalidCredentials
 	}
-	defer s.owner(found.CustomerID)()
-	a, _ := s.state.Account(found.ID)
+	defer s.own.lock(found.CustomerID)()
+	a, _ := s.own.state.Account(found.ID)
 	good := verifyPassword(a.PasswordHash, password)
 	if a.Locked {
 		fail()
-		s.lat.wait(ctx)
+		s.own.lat.wait(ctx)
 		return Principal{}, ErrInvalidCredentials
 	}
 	reason := "wrong_password"
@@ -668,12 +484,12 @@ func (s *Service) Login(ctx context.Context, loginID, password, ip string) (Prin
 	if a.Temporary {
 		method = "temporary_password"
 	}
-	if err := s.publish(ctx, &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
+	if err := s.own.publish(ctx, &events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip,
 		Step: "password", Method: method, SucceededAt: now.UTC()}); err != nil {
 		return Principal{}, err
 	}
-	s.idLim.reset(idKey)
-	a, _ = s.state.Account(a.ID)
+	s.thr.loginPassed(loginID)
+	a, _ = s.own.state.Account(a.ID)
 	p := principal(a, stageAfterPassword(a))
 	p.attempt = randomText(26)
 	return p, nil
@@ -689,7 +505,7 @@ func (s *Service) failed(ctx context.Context, a Account, ip, step, reason string
 	if n >= s.cfg.LockAfter {
 		ps = append(ps, &events.AccountLocked{CustomerID: a.CustomerID, AccountID: a.ID, Failures: n, LockedAt: now})
 	}
-	if err := s.publish(ctx, ps...); err != nil {
+	if err := s.own.publish(ctx, ps...); err != nil {
 		return err
 	}
 	err := ErrInvalidCredentials
@@ -713,7 +529,7 @@ func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip st
 	if err := tooLong(a.LoginID, password); err != nil {
 		return err
 	}
-	idKey, fail, err := s.throttle(a.LoginID, ip)
+	fail, err := s.thr.checkLogin(a.LoginID, ip, s.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -726,7 +542,7 @@ func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip st
 		fail()
 		return s.failed(ctx, a, ip, events.StepReauthentication, "wrong_password")
 	}
-	s.idLim.reset(idKey)
+	s.thr.loginPassed(a.LoginID)
 	return nil
 }
 
@@ -734,7 +550,7 @@ func (s *Service) reauthenticate(ctx context.Context, a Account, password, ip st
 // act: past its first change, and p still stands (a change made in
 // another session a moment ago ended it). Locks are the caller's to check.
 func (s *Service) activeAccount(p Principal) (Account, error) {
-	a, ok := s.state.Account(p.AccountID)
+	a, ok := s.own.state.Account(p.AccountID)
 	if !ok || a.Temporary || a.CustomerID != p.CustomerID {
 		return a, ErrWrongStage
 	}
@@ -754,7 +570,7 @@ func (s *Service) activeAccount(p Principal) (Account, error) {
 // off, replacing it and new recovery codes need both (factorFresh). It
 // returns the principal that stands after it.
 func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, code, ip string) (Principal, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	a, err := s.activeAccount(p)
 	if err != nil {
 		return p, err
@@ -781,10 +597,10 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, cod
 		}
 		ps = append(ps, ev)
 	}
-	if err := s.publish(ctx, ps...); err != nil {
+	if err := s.own.publish(ctx, ps...); err != nil {
 		return p, err
 	}
-	a, _ = s.state.Account(a.ID)
+	a, _ = s.own.state.Account(a.ID)
 	np := p.next(a, p.Stage)
 	if code != "" {
 		np.factorAt = now
@@ -798,12 +614,12 @@ func (s *Service) Reauthenticate(ctx context.Context, p Principal, password, cod
 // after the change: sessions holding the old one have ended. The customer
 // gets a security notice naming ip.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, password, ip string) (Principal, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	a, err := s.activeAccount(p)
 	if err != nil {
 		return p, err
 	}
-	if err := s.checkPassword(password, a.LoginID); err != nil {
+	if err := s.sec.checkPassword(password, a.LoginID); err != nil {
 		return p, err
 	}
 	if err := s.reauthenticate(ctx, a, current, ip); err != nil {
@@ -813,13 +629,13 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, pass
 		return p, ErrPasswordSame
 	}
 	now := s.cfg.Now().UTC()
-	ids, err := s.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+	ids, err := s.own.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
 		PasswordHash: hashPassword(password), Reason: "change", ChangedAt: now})
 	if err != nil {
 		return p, err
 	}
-	s.notifyChange(ids[0], ip)
-	a, _ = s.state.Account(a.ID)
+	s.out.notifyChange(ids[0], ip)
+	a, _ = s.own.state.Account(a.ID)
 	return p.next(a, p.Stage), nil
 }
 
@@ -831,130 +647,52 @@ func (s *Service) ChangeCredentials(ctx context.Context, p Principal, loginID, p
 	if !loginIDPattern.MatchString(loginID) {
 		return p, ErrLoginIDInvalid
 	}
-	if err := s.checkPassword(password, loginID); err != nil {
+	if err := s.sec.checkPassword(password, loginID); err != nil {
 		return p, err
 	}
-	defer s.owner(p.CustomerID)()
-	a, ok := s.state.Account(p.AccountID)
+	defer s.own.lock(p.CustomerID)()
+	a, ok := s.own.state.Account(p.AccountID)
 	if !ok || !a.Temporary || a.Locked {
 		return p, ErrWrongStage
 	}
-	s.loginMu.Lock()
-	defer s.loginMu.Unlock()
-	if other, taken := s.state.ByLogin(loginID); taken && other.ID != a.ID {
+	defer s.own.lockLoginIDs()()
+	if other, taken := s.own.state.ByLogin(loginID); taken && other.ID != a.ID {
 		return p, ErrLoginIDTaken
 	}
 	if strings.HasPrefix(loginID, "t") && len(loginID) == 10 && strings.EqualFold(loginID, a.LoginID) {
 		return p, ErrLoginIDInvalid // the temporary ID is not a choice
 	}
-	if err := s.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: loginID,
+	if err := s.own.publish(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: loginID,
 		PasswordHash: hashPassword(password), Reason: "first_login", ChangedAt: s.cfg.Now().UTC()}); err != nil {
 		return p, err
 	}
-	a, _ = s.state.Account(a.ID)
+	a, _ = s.own.state.Account(a.ID)
 	return p.next(a, StageChooseFactor), nil
 }
 
 // Logout records the end of a session.
 func (s *Service) Logout(ctx context.Context, p Principal) error {
-	return s.publish(ctx, &events.AccountLoggedOut{CustomerID: p.CustomerID, AccountID: p.AccountID, LoggedOutAt: s.cfg.Now().UTC()})
+	return s.own.publish(ctx, &events.AccountLoggedOut{CustomerID: p.CustomerID, AccountID: p.AccountID, LoggedOutAt: s.cfg.Now().UTC()})
 }
-
-// resetWindow is the period of the reset caps (Config.ResetsPerID and
-// ResetsPerIP): the life of a reset link, so a customer whose mailbox an
-// attacker filled up to the cap holds links that still work.
-const resetWindow = time.Hour
 
 // RequestReset asks for a single-use reset link mailed to the customer's
 // registered address. It answers nothing and at once, whether the user
-// exists or not and whether the request was throttled: the owner's loop
-// (Run) writes the event and sends the mail afterwards, so that not even
-// the time of the answer tells. Within an hour, a source address gets
+// exists or not and whether the request was throttled: the mailer's loop
+// (started by Run) writes the event and sends the mail afterwards, so that
+// not even the time of the answer tells. Within an hour, a source address gets
 // Config.ResetsPerIP requests and a login ID (known or not)
 // Config.ResetsPerID mails; the requests beyond send nothing, but the
 // first mail of the hour of a login ID (resetAllowed).
 func (s *Service) RequestReset(loginID, ip string) {
-	if !s.resetAllowed(loginID, ip, s.cfg.Now()) {
+	if !s.thr.resetAllowed(loginID, ip, s.cfg.Now()) {
 		s.log.Debug("password reset request throttled", "source", ip)
 		return
 	}
-	a, ok := s.state.ByLogin(loginID)
+	a, ok := s.own.state.ByLogin(loginID)
 	if !ok {
 		return
 	}
-	select {
-	case s.resets <- a.ID:
-	default:
-		s.log.Warn("password reset dropped: too many waiting", "account", a.ID)
-	}
-}
-
-// resetAllowed checks a reset request against the caps of its source
-// address (ratelimit.Client), which counts every request it lets through,
-// and of its login ID, which counts only those that then send a mail: a
-// flood of one ID uses up its source's allowance, while the ID's own cap
-// frees up as soon as its mails age out. An address past its cap still
-// gets the first mail of the hour of a login ID: many users may share one
-// address, and one of them flooding it must not stop the others' resets.
-func (s *Service) resetAllowed(loginID, ip string, now time.Time) bool {
-	id := strings.ToLower(loginID)
-	if s.resetIP.take(ratelimit.Client(ip), now) > 0 {
-		return s.resetID.takeFirst(id, now)
-	}
-	return s.resetID.take(id, now) == 0
-}
-
-// mailQueued sends the reset links RequestReset asks for and the security
-// notices of changed credentials (notify, sweepNotices), each queue in
-// order, until ctx ends. Reset requests still waiting then are dropped
-// (the user asks again); notices are left to the next owner, which mails
-// those without a notice_sent record.
-func (s *Service) mailQueued(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			for {
-				select {
-				case n := <-s.notices:
-					s.log.Warn("security notice not mailed before stopping; the next owner mails it", "account", n.accountID, "event", n.eventID, "kind", n.kind)
-				default:
-					return
-				}
-			}
-		case id := <-s.resets:
-			mctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if err := s.mailReset(mctx, id); err != nil {
-				s.log.Error("password reset mail failed", "account", id, "err", err)
-			}
-			cancel()
-		case n := <-s.notices:
-			s.mailNotice(ctx, n)
-		}
-	}
-}
-
-func (s *Service) mailReset(ctx context.Context, accountID string) error {
-	a, ok := s.state.Account(accountID)
-	if !ok {
-		return nil
-	}
-	defer s.owner(a.CustomerID)()
-	c, ok := s.state.customer(a.CustomerID)
-	if !ok {
-		return nil
-	}
-	a, _ = s.state.Account(accountID) // the login ID as it is now
-	now := s.cfg.Now()
-	token := randomText(32)
-	exp := now.Add(s.cfg.ResetTTL).UTC()
-	if err := s.publish(ctx, &events.AccountPasswordResetRequested{CustomerID: a.CustomerID, AccountID: a.ID,
-		TokenHash: sha256Hex(token), ExpiresAt: exp, RequestedAt: now.UTC()}); err != nil {
-		return err
-	}
-	// The token travels in the fragment, which browsers never send: it stays
-	// out of the access logs of every proxy between the customer and us.
-	subject, body := resetMail(a.LoginID, s.cfg.PortalURL+"/reset#token="+token, exp)
-	return s.mail.Send(ctx, c.email, "reset-"+ksuid.New().String(), subject, body, now)
+	s.out.queueReset(a.ID)
 }
 
 // ConfirmReset sets a new password with a reset token, once, and returns
@@ -962,26 +700,26 @@ func (s *Service) mailReset(ctx context.Context, accountID string) error {
 // request's source address, which the security notice names.
 func (s *Service) ConfirmReset(ctx context.Context, token, password, ip string) (string, error) {
 	h := sha256Hex(token)
-	r, ok := s.state.reset(h)
+	r, ok := s.own.state.reset(h)
 	if !ok {
 		return "", ErrInvalidToken
 	}
-	defer s.owner(r.customerID)()
-	r, ok = s.state.reset(h)
+	defer s.own.lock(r.customerID)()
+	r, ok = s.own.state.reset(h)
 	if !ok || s.cfg.Now().After(r.expires) {
 		return "", ErrInvalidToken
 	}
-	a, _ := s.state.Account(r.accountID)
-	if err := s.checkPassword(password, a.LoginID); err != nil {
+	a, _ := s.own.state.Account(r.accountID)
+	if err := s.sec.checkPassword(password, a.LoginID); err != nil {
 		return "", err
 	}
 	now := s.cfg.Now().UTC()
-	ids, err := s.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
+	ids, err := s.own.publishIDs(ctx, &events.AccountPasswordChanged{CustomerID: a.CustomerID, AccountID: a.ID, LoginID: a.LoginID,
 		PasswordHash: hashPassword(password), Reason: "reset", ResetTokenHash: h, ChangedAt: now})
 	if err != nil {
 		return "", err
 	}
-	s.notifyChange(ids[0], ip)
+	s.out.notifyChange(ids[0], ip)
 	return a.ID, nil
 }
 
@@ -1022,4 +760,4 @@ func Unlock(ctx context.Context, pub Publisher, customerID, accountID, by string
 
 // Publisher is where the service writes its events; operator commands of
 // the portal write theirs through it too.
-func (s *Service) Publisher() Publisher { return s.pub }
+func (s *Service) Publisher() Publisher { return s.own.pub }

@@ -27,8 +27,8 @@ import (
 	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/services/mailbox"
-	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // env is a kfake broker with the accounts topic and the embedded mailbox
@@ -39,7 +39,7 @@ type env struct {
 	kcfg   eventlog.Config
 	prod   *eventlog.Producer
 	box    *mailbox.Mailbox
-	mailer *notifier.Mailer
+	mailer *smtp.Mailer
 	log    *slog.Logger
 	said   *said
 }
@@ -101,7 +101,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { _ = box.Close() })
 	host, port, _ := net.SplitHostPort(box.Addr())
 	portN, _ := strconv.Atoi(port)
-	mailer, err := notifier.NewMailer(notifier.SMTPConfig{Host: host, Port: portN, Security: notifier.SecurityNone})
+	mailer, err := smtp.New(smtp.Config{Host: host, Port: portN, Security: smtp.SecurityNone})
 	if err != nil {
 		t.Fatal(err)
 	}

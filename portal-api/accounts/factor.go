@@ -2,11 +2,8 @@ package accounts
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"fmt"
-	"math/big"
 	"regexp"
 	"strings"
 	"time"
@@ -143,7 +140,7 @@ func totpStep(secret, code string, now time.Time, last int64) int64 {
 // it was, and its recovery codes; the account's other sessions end. ip is
 // the request's source address, which the security notice names.
 func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code string, replace bool, ip string) (Principal, []string, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	a, err := s.enrolable(p, replace, false)
 	if err != nil {
 		return p, nil, err
@@ -156,7 +153,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 	now := s.cfg.Now().UTC()
 	return s.changeFactor(ctx, p, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorTOTP,
-			TOTPSecretSealed: s.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
+			TOTPSecretSealed: s.sec.seal.seal(secret, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
 			Method: events.FactorTOTP, TOTPStep: step, SucceededAt: now})
 }
@@ -167,12 +164,12 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, secret, code str
 // stage, with codes. The caller holds the customer's owner lock.
 func (s *Service) changeFactor(ctx context.Context, p Principal, a Account, ip string, codes []string, ch *events.AccountSecondFactorChanged,
 	more ...events.Payload) (Principal, []string, error) {
-	ids, err := s.publishIDs(ctx, append([]events.Payload{ch}, more...)...)
+	ids, err := s.own.publishIDs(ctx, append([]events.Payload{ch}, more...)...)
 	if err != nil {
 		return Principal{}, nil, err
 	}
-	s.notifyChange(ids[0], ip)
-	a, _ = s.state.Account(a.ID)
+	s.out.notifyChange(ids[0], ip)
+	a, _ = s.own.state.Account(a.ID)
 	return p.next(a, StageActive), codes, nil
 }
 
@@ -202,7 +199,7 @@ func (s *Service) BeginSMS(ctx context.Context, p Principal, phone string, repla
 // SendLoginSMS sends a login code to the enrolled number, for p's login
 // attempt only.
 func (s *Service) SendLoginSMS(ctx context.Context, p Principal) error {
-	a, ok := s.state.Account(p.AccountID)
+	a, ok := s.own.state.Account(p.AccountID)
 	if !ok || a.Factor != events.FactorSMS || a.Locked {
 		return ErrWrongStage
 	}
@@ -223,7 +220,7 @@ func (s *Service) SendReauthSMS(ctx context.Context, p Principal) error {
 }
 
 func (s *Service) sendToEnrolled(ctx context.Context, a Account, attempt, purpose string) error {
-	phone, err := s.seal.open(a.PhoneSealed, a.CustomerID, a.ID)
+	phone, err := s.sec.seal.open(a.PhoneSealed, a.CustomerID, a.ID)
 	if err != nil {
 		return err
 	}
@@ -238,90 +235,38 @@ func (s *Service) sendToEnrolled(ctx context.Context, a Account, attempt, purpos
 // most once per Config.SMSInterval while the last one is unused, and at
 // most Config.SMSPerDay in 24 hours, whichever purpose and session asks.
 // A refused send is a *WaitError of ErrSMSThrottled, or of
-// ErrSMSPhoneThrottled for the number's cap (takeSend); a send the gateway
-// fails still counts.
+// ErrSMSPhoneThrottled for the number's cap (throttles.takeSMS); a send
+// the gateway fails still counts.
 func (s *Service) sendCode(ctx context.Context, accountID, attempt, purpose, phone string) error {
 	now := s.cfg.Now()
-	if err := s.takeSend(accountID, purpose, phone, now); err != nil {
+	if err := s.thr.takeSMS(accountID, purpose, phone, now); err != nil {
 		return err
 	}
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	code, err := s.sec.newSMSCode(accountID, attempt, purpose, phone, now)
 	if err != nil {
 		return err
 	}
-	code := fmt.Sprintf("%06d", n.Int64())
-	s.smsMu.Lock()
-	for k, c := range s.smsCode { // the caps bound the sends, this what they leave behind
-		if now.After(c.expires) {
-			delete(s.smsCode, k)
-		}
-	}
-	s.smsCode[codeKey(accountID, attempt)] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
-		expires: now.Add(s.cfg.SMSCodeTTL)}
-	s.smsMu.Unlock()
 	mins := int(s.cfg.SMSCodeTTL.Minutes())
 	body := messages.Text(messages.Japanese, "sms.code", "code", code, "minutes", mins) + "\n" +
 		messages.Text(messages.English, "sms.code", "code", code, "minutes", mins)
 	return s.sms.SendSMS(ctx, phone, body)
 }
 
-// takeSend counts a send against the caps, or refuses it and counts
-// nothing. Besides the account's caps, a number typed into an enrolment
-// gets at most Config.SMSPerPhone codes in 24 hours, whichever account
-// asks, so that one number is not pumped through many accounts. Login codes
-// go to a number the account verified and are left out of that count:
-// otherwise anyone with an account could type a victim's number into
-// enrolments until the victim's own login codes stopped.
-func (s *Service) takeSend(accountID, purpose, phone string, now time.Time) error {
-	s.smsCaps.Lock()
-	defer s.smsCaps.Unlock()
-	if wait := s.smsLim.wait(accountID, now); wait > 0 {
-		return &WaitError{Err: ErrSMSThrottled, Wait: wait}
-	}
-	if purpose == "enrol" {
-		if wait := s.smsPhone.take(phone, now); wait > 0 {
-			return &WaitError{Err: ErrSMSPhoneThrottled, Wait: wait}
-		}
-	}
-	s.smsLim.take(accountID, now)
-	return nil
-}
-
-// codeKey names the pending SMS code of one login attempt of an account.
-func codeKey(accountID, attempt string) string { return accountID + "|" + attempt }
-
-// takeCode checks an SMS code sent for purpose to this login attempt; a
-// right code is spent, and so is the challenge after five wrong ones.
+// takeCode checks an SMS code sent for purpose to this login attempt and
+// returns the phone number it went to; a right code is spent, and so is
+// the challenge after five wrong ones.
 func (s *Service) takeCode(accountID, attempt, purpose, code string) (string, bool) {
-	k := codeKey(accountID, attempt)
-	s.smsMu.Lock()
-	defer s.smsMu.Unlock()
-	c, ok := s.smsCode[k]
-	if !ok || c.purpose != purpose {
-		return "", false
+	phone, ok := s.sec.takeSMSCode(accountID, attempt, purpose, code, s.cfg.Now())
+	if ok {
+		s.thr.smsUsed(accountID)
 	}
-	if s.cfg.Now().After(c.expires) {
-		delete(s.smsCode, k)
-		return "", false
-	}
-	if subtle.ConstantTimeCompare([]byte(sha256Hex(accountID+"|"+strings.TrimSpace(code))), []byte(c.codeHash)) != 1 {
-		c.tries++
-		if c.tries >= 5 {
-			delete(s.smsCode, k)
-		} else {
-			s.smsCode[k] = c
-		}
-		return "", false
-	}
-	delete(s.smsCode, k)
-	s.smsLim.used(accountID) // the next code is no repeat of this one
-	return c.phone, true
+	return phone, ok
 }
 
 // ConfirmSMS enrols the phone number the code was sent to; replace and ip
 // as for ConfirmTOTP.
 func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, replace bool, ip string) (Principal, []string, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	a, err := s.enrolable(p, replace, false)
 	if err != nil {
 		return p, nil, err
@@ -334,7 +279,7 @@ func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, repl
 	now := s.cfg.Now().UTC()
 	return s.changeFactor(ctx, p, a, ip, codes,
 		&events.AccountSecondFactorChanged{CustomerID: a.CustomerID, AccountID: a.ID, Method: events.FactorSMS,
-			PhoneSealed: s.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
+			PhoneSealed: s.sec.seal.seal(phone, a.CustomerID, a.ID), RecoveryCodeHashes: hashes, ChangedAt: now},
 		&events.AccountLoginSucceeded{CustomerID: a.CustomerID, AccountID: a.ID, SourceIP: ip, Step: "second_factor",
 			Method: events.FactorSMS, SucceededAt: now})
 }
@@ -344,8 +289,8 @@ func (s *Service) ConfirmSMS(ctx context.Context, p Principal, code string, repl
 // and never to an operator (ErrOperatorNeedsFactor), and returns the
 // principal that stands after it (active).
 func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) (Principal, error) {
-	defer s.owner(p.CustomerID)()
-	a, ok := s.state.Account(p.AccountID)
+	defer s.own.lock(p.CustomerID)()
+	a, ok := s.own.state.Account(p.AccountID)
 	if ok && a.CustomerID == p.CustomerID && factorMandatory(a) {
 		return p, ErrOperatorNeedsFactor
 	}
@@ -368,7 +313,7 @@ func (s *Service) DeclineSecondFactor(ctx context.Context, p Principal) (Princip
 // other sessions end; the principal returned stands after it. ip as for
 // ConfirmTOTP.
 func (s *Service) DisableSecondFactor(ctx context.Context, p Principal, ip string) (Principal, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	if a, err := s.activeAccount(p); err == nil && factorMandatory(a) {
 		return p, ErrOperatorNeedsFactor
 	}
@@ -393,7 +338,7 @@ func (s *Service) DisableSecondFactor(ctx context.Context, p Principal, ip strin
 // method and sealed values) and the new hashes. Sessions go on. ip as for
 // ConfirmTOTP.
 func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal, ip string) ([]string, error) {
-	defer s.owner(p.CustomerID)()
+	defer s.own.lock(p.CustomerID)()
 	a, err := s.withFactor(p)
 	if err != nil {
 		return nil, err
@@ -408,8 +353,8 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, p Principal, ip string) 
 // VerifySecondFactor checks a TOTP code, an SMS login code or a recovery
 // code. Failures count towards the lock like wrong passwords.
 func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip string) (Principal, error) {
-	defer s.owner(p.CustomerID)()
-	a, ok := s.state.Account(p.AccountID)
+	defer s.own.lock(p.CustomerID)()
+	a, ok := s.own.state.Account(p.AccountID)
 	if !ok || (a.Factor != events.FactorTOTP && a.Factor != events.FactorSMS) {
 		return p, ErrWrongStage
 	}
@@ -429,10 +374,10 @@ func (s *Service) VerifySecondFactor(ctx context.Context, p Principal, code, ip 
 	if !ok {
 		return p, s.failed(ctx, a, ip, "second_factor", "wrong_code")
 	}
-	if err := s.publish(ctx, ev); err != nil {
+	if err := s.own.publish(ctx, ev); err != nil {
 		return p, err
 	}
-	a, _ = s.state.Account(a.ID)
+	a, _ = s.own.state.Account(a.ID)
 	return p.next(a, StageActive), nil
 }
 
@@ -451,7 +396,7 @@ func (s *Service) passFactor(a Account, attempt, purpose, code string, ev *event
 		return ok, nil
 	}
 	if a.Factor == events.FactorTOTP {
-		secret, err := s.seal.open(a.TOTPSealed, a.CustomerID, a.ID)
+		secret, err := s.sec.seal.open(a.TOTPSealed, a.CustomerID, a.ID)
 		if err != nil {
 			return false, err
 		}
@@ -461,13 +406,4 @@ func (s *Service) passFactor(a Account, attempt, purpose, code string, ev *event
 	}
 	_, ok := s.takeCode(a.ID, attempt, purpose, code)
 	return ok, nil
-}
-
-func tempCredentialsMail(company, loginID, password, portal string, expires time.Time) (string, string) {
-	return mustMail("credentials", map[string]any{"Company": company, "Login": loginID, "Password": password, "Portal": portal,
-		"ExpiresJST": expires.In(jst).Format("2006-01-02 15:04 MST"), "Expires": expires.Format(time.RFC3339)})
-}
-
-func resetMail(loginID, link string, expires time.Time) (string, string) {
-	return mustMail("reset", map[string]any{"Login": loginID, "Link": link, "Expires": expires.Format(time.RFC3339)})
 }

@@ -14,10 +14,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -71,9 +74,95 @@ func loadBreached() map[string]bool {
 	return m
 }
 
+// secrets handles what is secret in the accounts: the password policy
+// (the breached list) and a dummy hash that an unknown user's login is
+// checked against, the sealing of TOTP secrets and phone numbers, and the
+// pending SMS codes, of which only hashes are kept.
+type secrets struct {
+	codeTTL  time.Duration
+	seal     *sealer
+	breached map[string]bool
+	dummy    string // the hash of no account's password
+
+	mu      sync.Mutex
+	smsCode map[string]smsChallenge // account ID and login attempt (codeKey) → pending code
+}
+
+type smsChallenge struct {
+	purpose  string // smsEnrol, smsLogin or smsReauth
+	phone    string
+	codeHash string
+	expires  time.Time
+	tries    int
+}
+
+func newSecrets(key []byte, codeTTL time.Duration) (*secrets, error) {
+	sl, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	return &secrets{codeTTL: codeTTL, seal: sl, breached: loadBreached(), dummy: hashPassword(randomText(24)),
+		smsCode: map[string]smsChallenge{}}, nil
+}
+
+// verifyNoAccount costs what checking a password of an account costs,
+// and always fails: an unknown user is not told by the time of the answer.
+func (s *secrets) verifyNoAccount(pw string) { verifyPassword(s.dummy, pw) }
+
+// newSMSCode draws a code for one purpose of one login attempt of an
+// account, to be sent to phone, and forgets the codes that expired.
+func (s *secrets) newSMSCode(accountID, attempt, purpose, phone string, now time.Time) (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	s.mu.Lock()
+	for k, c := range s.smsCode { // the caps bound the sends, this what they leave behind
+		if now.After(c.expires) {
+			delete(s.smsCode, k)
+		}
+	}
+	s.smsCode[codeKey(accountID, attempt)] = smsChallenge{purpose: purpose, phone: phone, codeHash: sha256Hex(accountID + "|" + code),
+		expires: now.Add(s.codeTTL)}
+	s.mu.Unlock()
+	return code, nil
+}
+
+// codeKey names the pending SMS code of one login attempt of an account.
+func codeKey(accountID, attempt string) string { return accountID + "|" + attempt }
+
+// takeSMSCode checks an SMS code sent for purpose to this login attempt
+// and returns the phone number it went to; a right code is spent, and so
+// is the challenge after five wrong ones.
+func (s *secrets) takeSMSCode(accountID, attempt, purpose, code string, now time.Time) (string, bool) {
+	k := codeKey(accountID, attempt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.smsCode[k]
+	if !ok || c.purpose != purpose {
+		return "", false
+	}
+	if now.After(c.expires) {
+		delete(s.smsCode, k)
+		return "", false
+	}
+	if subtle.ConstantTimeCompare([]byte(sha256Hex(accountID+"|"+strings.TrimSpace(code))), []byte(c.codeHash)) != 1 {
+		c.tries++
+		if c.tries >= 5 {
+			delete(s.smsCode, k)
+		} else {
+			s.smsCode[k] = c
+		}
+		return "", false
+	}
+	delete(s.smsCode, k)
+	return c.phone, true
+}
+
 // checkPassword applies the policy: length in characters, and not on the
 // bundled list of common breached passwords (compared case-insensitively).
-func (s *Service) checkPassword(pw, loginID string) error {
+func (s *secrets) checkPassword(pw, loginID string) error {
 	n := utf8.RuneCountInString(pw)
 	switch {
 	case n < MinPasswordLen:

@@ -1,12 +1,111 @@
 package accounts
 
 import (
-	"context"
-	"math/rand/v2"
-	"runtime"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/mimamori/mimamori/portal-api/ratelimit"
 )
+
+// throttles are the caps on what costs a guess, a mailbox or money: the
+// delays of login IDs and the failures of source addresses (logins and
+// re-authentications), the reset mails of login IDs and source
+// addresses, and the SMS codes of accounts and phone numbers. They live
+// in memory: a restart forgets them, never a hard lock (an event).
+type throttles struct {
+	idLim    *limiter           // failures per login ID, known or not
+	ipLim    *ratelimit.Limiter // failures per source address, decaying
+	resetID  *window            // reset mails per login ID
+	resetIP  *window            // reset requests per source address
+	smsLim   *window            // codes per account
+	smsPhone *window            // enrolment codes per phone number, across accounts
+	smsCaps  sync.Mutex         // checks and counts a send against every cap at once
+}
+
+// resetWindow is the period of the reset caps (Config.ResetsPerID and
+// ResetsPerIP): the life of a reset link, so a customer whose mailbox an
+// attacker filled up to the cap holds links that still work.
+const resetWindow = time.Hour
+
+func newThrottles(cfg Config) *throttles {
+	return &throttles{
+		idLim:    newLimiter(cfg.FreeFailures, cfg.ThrottleBase, 15*time.Minute),
+		ipLim:    ratelimit.New(cfg.IPFreeFailures, cfg.IPFailureDecay),
+		resetID:  newWindow(cfg.ResetsPerID, resetWindow, 0),
+		resetIP:  newWindow(cfg.ResetsPerIP, resetWindow, 0),
+		smsLim:   newWindow(cfg.SMSPerDay, 24*time.Hour, cfg.SMSInterval),
+		smsPhone: newWindow(cfg.SMSPerPhone, 24*time.Hour, 0),
+	}
+}
+
+// checkLogin checks the delays of a login ID; fail counts a failure against
+// it and against the source address (ratelimit.Client: an IPv6 /64 is one
+// address). A refusal is a *WaitError of ErrThrottled that says when the
+// delay ends; a login ID's delays are the same whether it exists or not.
+// The source address never refuses by itself: many users may share one
+// (an office behind one NAT), and anyone could make it refuse them all.
+// Past its free failures (IPFreeFailures, forgotten one every
+// IPFailureDecay) its next failures start the delays of the login IDs they
+// name at once, without their free failures.
+func (t *throttles) checkLogin(loginID, ip string, now time.Time) (fail func(), err error) {
+	idKey, ipKey := loginKey(loginID), ratelimit.Client(ip)
+	if wait := t.idLim.wait(idKey, now); wait > 0 {
+		return nil, &WaitError{Err: ErrThrottled, Wait: wait}
+	}
+	return func() {
+		hot := t.ipLim.Wait(ipKey, now) > 0
+		t.ipLim.Add(ipKey, now)
+		t.idLim.fail(idKey, now, hot)
+	}, nil
+}
+
+func loginKey(loginID string) string { return "id:" + strings.ToLower(loginID) }
+
+// loginPassed forgets the delays of a login ID: its password was right,
+// an operator unlocked its account, or its holder reset the password.
+func (t *throttles) loginPassed(loginID string) { t.idLim.reset(loginKey(loginID)) }
+
+// resetAllowed checks a reset request against the caps of its source
+// address (ratelimit.Client), which counts every request it lets through,
+// and of its login ID, which counts only those that then send a mail: a
+// flood of one ID uses up its source's allowance, while the ID's own cap
+// frees up as soon as its mails age out. An address past its cap still
+// gets the first mail of the hour of a login ID: many users may share one
+// address, and one of them flooding it must not stop the others' resets.
+func (t *throttles) resetAllowed(loginID, ip string, now time.Time) bool {
+	id := strings.ToLower(loginID)
+	if t.resetIP.take(ratelimit.Client(ip), now) > 0 {
+		return t.resetID.takeFirst(id, now)
+	}
+	return t.resetID.take(id, now) == 0
+}
+
+// takeSMS counts a send against the caps, or refuses it and counts
+// nothing. Besides the account's caps, a number typed into an enrolment
+// gets at most Config.SMSPerPhone codes in 24 hours, whichever account
+// asks, so that one number is not pumped through many accounts. Login codes
+// go to a number the account verified and are left out of that count:
+// otherwise anyone with an account could type a victim's number into
+// enrolments until the victim's own login codes stopped.
+func (t *throttles) takeSMS(accountID, purpose, phone string, now time.Time) error {
+	t.smsCaps.Lock()
+	defer t.smsCaps.Unlock()
+	if wait := t.smsLim.wait(accountID, now); wait > 0 {
+		return &WaitError{Err: ErrSMSThrottled, Wait: wait}
+	}
+	if purpose == smsEnrol {
+		if wait := t.smsPhone.take(phone, now); wait > 0 {
+			return &WaitError{Err: ErrSMSPhoneThrottled, Wait: wait}
+		}
+	}
+	t.smsLim.take(accountID, now)
+	return nil
+}
+
+// smsUsed lifts the gap after an account's last code: it was entered, so
+// the next one is no repeat of it.
+func (t *throttles) smsUsed(accountID string) { t.smsLim.used(accountID) }
 
 // limiter counts consecutive failures per key (a login ID, known or not)
 // and, past a free allowance, makes the key wait an exponentially growing
@@ -178,56 +277,4 @@ func (r *recent) prune(now time.Time, per time.Duration) {
 		i++
 	}
 	r.at = r.at[i:]
-}
-
-// latencies are the durations of the owner's last writes (a produce and
-// its tail's apply). A login failure that writes nothing (an unknown user,
-// a locked account) waits one of them, drawn at random, so that it takes
-// as long as a wrong password, which writes login_failed: the two draw
-// from the same distribution, not merely the same mean.
-type latencies struct {
-	mu   sync.Mutex
-	ring [32]time.Duration
-	n    int // filled slots
-	next int
-}
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.ring[l.next] = d
-	l.next = (l.next + 1) % len(l.ring)
-	l.n = min(l.n+1, len(l.ring))
-	l.mu.Unlock()
-}
-
-// sample is one of the recent durations, or 0 before the first write.
-func (l *latencies) sample() time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n == 0 {
-		return 0
-	}
-	return l.ring[rand.IntN(l.n)]
-}
-
-// spinLast is the end of a wait that is spun rather than slept: a timer
-// of an idle process wakes up to a millisecond late, longer than a write
-// to an in-process broker takes.
-const spinLast = 1500 * time.Microsecond
-
-// wait waits for a sample, or until ctx ends.
-func (l *latencies) wait(ctx context.Context) {
-	d := l.sample()
-	end := time.Now().Add(d)
-	if d > spinLast {
-		t := time.NewTimer(d - spinLast)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-	}
-	for ctx.Err() == nil && time.Now().Before(end) {
-		runtime.Gosched()
-	}
 }

@@ -24,8 +24,8 @@ import (
 	"github.com/mimamori/mimamori/portal-api/accounts"
 	"github.com/mimamori/mimamori/portal-api/portal"
 	"github.com/mimamori/mimamori/services/mailbox"
-	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 type clock struct {
@@ -77,7 +77,7 @@ func newEnv(t *testing.T, opts ...func(*portal.Deps)) *env {
 	t.Cleanup(func() { _ = box.Close() })
 	host, port, _ := strings.Cut(box.Addr(), ":")
 	portN, _ := strconv.Atoi(port)
-	mailer, err := notifier.NewMailer(notifier.SMTPConfig{Host: host, Port: portN, Security: notifier.SecurityNone})
+	mailer, err := smtp.New(smtp.Config{Host: host, Port: portN, Security: smtp.SecurityNone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,14 @@ package app
 
 import (
 	"context"
-	"net"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
-	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // accounts builds the accounts owner served by the portal. It mails through
@@ -67,21 +65,13 @@ func (a *App) smsSender() accounts.SMSSender {
 type lazyMailer struct {
 	a  *App
 	mu sync.Mutex
-	m  *notifier.Mailer
+	m  *smtp.Mailer
 }
 
 func (l *lazyMailer) Send(ctx context.Context, to, id, subject, body string, date time.Time) error {
 	l.mu.Lock()
 	if l.m == nil {
-		cfg := l.a.p.Cfg
-		sc := notifier.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Security: cfg.SMTPSecurity,
-			User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
-		if cfg.SMTPHost == "" {
-			host, port, _ := net.SplitHostPort(l.a.p.Endpoints.MailboxSMTP)
-			sc.Host, sc.Security, sc.User, sc.Password = host, notifier.SecurityNone, "", ""
-			sc.Port, _ = strconv.Atoi(port)
-		}
-		m, err := notifier.NewMailer(sc)
+		m, err := smtp.New(l.a.smtpConfig())
 		if err != nil {
 			l.mu.Unlock()
 			return err

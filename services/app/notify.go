@@ -10,6 +10,7 @@ import (
 	"github.com/mimamori/mimamori/infra/admin"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/smtp"
 	"github.com/mimamori/mimamori/services/watchdog"
 )
 
@@ -39,8 +40,6 @@ func (a *App) watchdog() error {
 func (a *App) notifier() error {
 	cfg := a.p.Cfg
 	log := a.p.Log.With("service", "notifier")
-	smtpCfg := notifier.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Security: cfg.SMTPSecurity,
-		User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
 	var box *mailbox.Mailbox
 	if cfg.SMTPHost == "" {
 		var err error
@@ -52,9 +51,6 @@ func (a *App) notifier() error {
 			_ = box.Close()
 			return err
 		}
-		host, port, _ := net.SplitHostPort(box.Addr())
-		smtpCfg.Host, smtpCfg.Security, smtpCfg.User, smtpCfg.Password = host, notifier.SecurityNone, "", ""
-		smtpCfg.Port, _ = strconv.Atoi(port)
 		a.p.Endpoints.Mailbox = "http://" + ln.Addr().String()
 		a.p.Endpoints.MailboxSMTP = box.Addr()
 		if sink := a.sms; sink != nil {
@@ -74,7 +70,7 @@ func (a *App) notifier() error {
 			_ = box.Close()
 		}
 	}
-	mailer, err := notifier.NewMailer(smtpCfg)
+	mailer, err := smtp.New(a.smtpConfig())
 	if err != nil {
 		closeBox()
 		return err
@@ -114,4 +110,18 @@ func (a *App) notifier() error {
 		return n.Run(ctx)
 	})
 	return nil
+}
+
+// smtpConfig is how the notifier and the accounts owner reach the relay:
+// the configured one, or else the embedded mailbox (plain text, no
+// login), once the notifier started it.
+func (a *App) smtpConfig() smtp.Config {
+	cfg := a.p.Cfg
+	if cfg.SMTPHost == "" {
+		host, port, _ := net.SplitHostPort(a.p.Endpoints.MailboxSMTP)
+		p, _ := strconv.Atoi(port)
+		return smtp.Config{Host: host, Port: p, Security: smtp.SecurityNone, From: cfg.SMTPFrom}
+	}
+	return smtp.Config{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Security: cfg.SMTPSecurity,
+		User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // BenchmarkNotify offers 100 important alerts per second through HTTPS
@@ -96,7 +97,7 @@ func BenchmarkNotify(b *testing.B) {
 		}
 		_, port, _ := net.SplitHostPort(box.Addr())
 		p, _ := strconv.Atoi(port)
-		mailer, err := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: p, Security: notifier.SecurityNone,
+		mailer, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: p, Security: smtp.SecurityNone,
 			From: "mimamori <noreply@mimamori.test>"})
 		if err != nil {
 			b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/services/mailbox"
-	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // A message sent over SMTP is stored, decoded (Japanese subject and body)
@@ -25,7 +25,7 @@ func TestStoresAndShowsMail(t *testing.T) {
 	defer box.Close()
 	_, port, _ := net.SplitHostPort(box.Addr())
 	p, _ := strconv.Atoi(port)
-	m, err := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: p, Security: notifier.SecurityNone, From: "mimamori <noreply@m.test>"})
+	m, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: p, Security: smtp.SecurityNone, From: "mimamori <noreply@m.test>"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,7 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/events/retry"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 // Source is the CloudEvents source of the notifier's records.
@@ -176,7 +177,7 @@ type Notifier struct {
 	cfg  Config
 	kcfg eventlog.Config
 	pub  *eventlog.Producer
-	mail *Mailer
+	mail *smtp.Mailer
 	hc   *http.Client
 	log  *slog.Logger
 	st   *state
@@ -200,7 +201,7 @@ type Notifier struct {
 }
 
 // New connects a notifier. reg may be nil.
-func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *Mailer, logger *slog.Logger, reg prometheus.Registerer) (*Notifier, error) {
+func New(cfg Config, kcfg eventlog.Config, pub *eventlog.Producer, mailer *smtp.Mailer, logger *slog.Logger, reg prometheus.Registerer) (*Notifier, error) {
 	cfg.defaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -454,135 +455,6 @@ func (n *Notifier) needsState(p events.Payload) bool {
 	}
 	d, c := n.st.devices[dev], n.st.customers[cust]
 	return d == nil || !d.activated || c == nil || c.email == ""
-}
-
-// plan decides, under the state lock, what each notification of one
-// source event becomes.
-func (n *Notifier) plan(r *kgo.Record, e events.Envelope, p events.Payload) []job {
-	n.st.mu.Lock()
-	defer n.st.mu.Unlock()
-	base := events.NotificationRecorded{SourceEventID: e.ID, SourceTopic: n.kcfg.Base(r.Topic), SourcePartition: int(r.Partition)}
-	src := source{topic: r.Topic, partition: r.Partition, offset: r.Offset}
-	var out []job
-	add := func(c *customer, kind, device string, at time.Time, render func(*customer) content, mailOnly bool, mod func(*job, string)) {
-		recips := []struct{ ch, to string }{{events.ChannelMail, c.email}}
-		if c.webhookURL != "" && !mailOnly {
-			recips = append(recips, struct{ ch, to string }{events.ChannelWebhook, c.webhookURL})
-		}
-		for _, rc := range recips {
-			if rc.to == "" {
-				continue
-			}
-			j := job{rec: base, src: src, send: true}
-			j.rec.NotificationID = ID(e.ID, rc.ch, rc.to)
-			j.rec.Channel, j.rec.Recipient, j.rec.CustomerID, j.rec.Kind = rc.ch, rc.to, c.id, kind
-			j.rec.DeviceID, j.rec.EventTime = device, at
-			if rc.ch == events.ChannelWebhook {
-				j.hookURL, j.secret = c.webhookURL, WebhookSecret(n.cfg.WebhookKey, c.id, c.secretVersion)
-			}
-			// Decided before: never twice. Attempting without an outcome
-			// means a retry under way or a crash inside the window: send
-			// (again), same Message-ID.
-			st := n.st.ledger[j.rec.NotificationID].status
-			if terminal(st) {
-				continue
-			}
-			if mod != nil {
-				mod(&j, st)
-			}
-			if j.send {
-				j.c = render(c)
-			}
-			out = append(out, j)
-		}
-	}
-	switch p := p.(type) {
-	case *events.Alert:
-		c := n.st.customers[p.CustomerID]
-		if c == nil {
-			n.log.Warn("notifier: alert of a customer not in the state; not mailed", "alert", p.ID, "customer", p.CustomerID)
-			return nil
-		}
-		if !slices.Contains(c.severities, p.Severity) {
-			return nil
-		}
-		d := n.st.devices[p.DeviceID]
-		det := p.DeviceID + "|" + p.Kind + "|" + p.Indicator
-		dcopy := device{serial: p.DeviceID}
-		if d != nil {
-			dcopy = *d
-			if dcopy.serial == "" {
-				dcopy.serial = p.DeviceID
-			}
-		}
-		add(c, kindAlert, p.DeviceID, p.ReceivedAt, func(c *customer) content { return n.renderAlert(c, &dcopy, p) }, false, func(j *job, prior string) {
-			j.rec.Detection, j.rec.Severity = det, p.Severity
-			if prior == events.NotifyAttempting {
-				return
-			}
-			if d == nil || !d.activated {
-				j.send, j.rec.Status, j.rec.Reason = false, events.NotifySkipped, "appliance not activated (R-52: installed and sending heartbeats)"
-				n.log.Info("notifier: alert of an appliance not activated; not mailed", "alert", p.ID, "device", p.DeviceID)
-				return
-			}
-			if j.rec.Channel != events.ChannelMail {
-				return
-			}
-			repeat := p.ReceivedAt.Sub(n.st.lastImmediate[det]) < n.cfg.RepeatWindow && !n.st.lastImmediate[det].IsZero()
-			capped := n.cfg.HourlyCap > 0 && n.st.sentWithin(c.id, j.rec.Recipient, p.ReceivedAt, time.Hour) >= n.cfg.HourlyCap
-			if repeat || capped {
-				// A digest whose delivery began takes no more alerts:
-				// they open the next one.
-				key := n.st.openDigest[openKey(c.id, p.DeviceID, j.rec.Recipient, j.rec.Channel)]
-				if key == "" || n.st.ledger[ID(key, j.rec.Channel, j.rec.Recipient)].status != "" {
-					key = "dg_" + j.rec.NotificationID[3:]
-				}
-				j.send, j.rec.Status, j.rec.DigestKey = false, events.NotifyDeferred, key
-				j.rec.Reason = map[bool]string{true: "repeat of a detection mailed within the repeat window", false: "hourly cap reached"}[repeat]
-			}
-			// Record the decision at once so the next alert of this batch sees it.
-			j.rec.RecordedAt = n.cfg.Now().UTC()
-			if j.send {
-				r := j.rec
-				r.Status = events.NotifyAttempting
-				n.st.applyRecord(&r)
-			} else {
-				n.st.applyRecord(&j.rec)
-			}
-		})
-	case *events.DeviceWentOffline, *events.DeviceCameOnline, *events.DeviceWentSilent:
-		var dev, cust, kind string
-		var at time.Time
-		switch p := p.(type) {
-		case *events.DeviceWentOffline:
-			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindOffline, p.DetectedAt
-		case *events.DeviceCameOnline:
-			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindOnline, p.DetectedAt
-		case *events.DeviceWentSilent:
-			dev, cust, kind, at = p.DeviceID, p.CustomerID, kindSilent, p.DetectedAt
-		}
-		c := n.st.customers[cust]
-		if c == nil {
-			return nil
-		}
-		dcopy := device{serial: dev}
-		if d := n.st.devices[dev]; d != nil && d.serial != "" {
-			dcopy = *d
-		}
-		add(c, kind, dev, at, func(c *customer) content { return n.renderStatus(c, &dcopy, kind, dev, p) }, false, nil)
-	case *events.FaultDeclared:
-		if p.Level != events.FaultLevelA && p.Level != events.FaultLevelB {
-			return nil // level Z is not reported to customers
-		}
-		for _, c := range n.targets(p.Customers) {
-			add(c, kindFault, "", p.DeclaredAt, func(c *customer) content { return n.renderFault(c, p) }, false, nil)
-		}
-	case *events.MaintenanceAnnounced:
-		for _, c := range n.targets(p.Customers) {
-			add(c, kindMaintenance, "", p.AnnouncedAt, func(c *customer) content { return n.renderMaintenance(c, p) }, false, nil)
-		}
-	}
-	return out
 }
 
 // targets resolves a customers field ("*" or a comma-separated list).

@@ -25,6 +25,7 @@ import (
 	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/notifier"
 	"github.com/mimamori/mimamori/services/registry"
+	"github.com/mimamori/mimamori/services/smtp"
 )
 
 type env struct {
@@ -57,9 +58,9 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, kcfg: kcfg, prod: p, box: box, clk: testkit.NewClock(time.Now())}
 }
 
-func (e *env) mailer() *notifier.Mailer {
+func (e *env) mailer() *smtp.Mailer {
 	e.t.Helper()
-	m, err := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: portOf(e.box.Addr()), Security: notifier.SecurityNone,
+	m, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: portOf(e.box.Addr()), Security: smtp.SecurityNone,
 		From: "mimamori <noreply@mimamori.test>", Timeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,4 +1,4 @@
-package notifier_test
+package smtp_test
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
+	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/mimamori/mimamori/services/notifier"
+	"github.com/mimamori/mimamori/services/smtp"
 	"github.com/mimamori/mimamori/services/tlsca"
 )
 
@@ -49,15 +49,20 @@ func (s *relaySession) Auth(string) (sasl.Server, error) {
 	}), nil
 }
 
-func (s *relaySession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *relaySession) Mail(from string, _ *gosmtp.MailOptions) error {
 	if !s.authed {
-		return smtp.ErrAuthRequired
+		return gosmtp.ErrAuthRequired
 	}
 	s.from = from
 	return nil
 }
 
-func (s *relaySession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *relaySession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	if strings.HasPrefix(to, "unknown@") {
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
+	return nil
+}
 
 func (s *relaySession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
@@ -90,7 +95,7 @@ func startRelay(t *testing.T, implicit bool) (*relay, int, *tls.Config) {
 		t.Fatal(err)
 	}
 	r := &relay{}
-	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+	s := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
 		return &relaySession{r: r, tls: isTLS}, nil
 	}))
@@ -109,11 +114,11 @@ func startRelay(t *testing.T, implicit bool) (*relay, int, *tls.Config) {
 	return r, ln.Addr().(*net.TCPAddr).Port, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
 
-func TestMailerSecurityModes(t *testing.T) {
-	for _, mode := range []string{notifier.SecurityStartTLS, notifier.SecurityTLS} {
+func TestSecurityModes(t *testing.T) {
+	for _, mode := range []string{smtp.SecurityStartTLS, smtp.SecurityTLS} {
 		t.Run(mode, func(t *testing.T) {
-			r, port, clientTLS := startRelay(t, mode == notifier.SecurityTLS)
-			m, err := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: port, Security: mode,
+			r, port, clientTLS := startRelay(t, mode == smtp.SecurityTLS)
+			m, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: port, Security: mode,
 				User: "mimamori", Password: "relay-secret", From: "mimamori <noreply@mimamori.example>",
 				TLS: clientTLS, Timeout: 5 * time.Second})
 			if err != nil {
@@ -132,7 +137,7 @@ func TestMailerSecurityModes(t *testing.T) {
 			}
 
 			// A wrong password is refused; the error never shows the password.
-			bad, _ := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: port, Security: mode,
+			bad, _ := smtp.New(smtp.Config{Host: "127.0.0.1", Port: port, Security: mode,
 				User: "mimamori", Password: "wrong-secret", TLS: clientTLS, Timeout: 5 * time.Second})
 			err = bad.Send(ctx, "admin@customer.example", "nt_2", "s", "b", time.Now())
 			if err == nil {
@@ -146,7 +151,7 @@ func TestMailerSecurityModes(t *testing.T) {
 
 	// A client that does not trust the relay's certificate sends nothing.
 	r, port, _ := startRelay(t, false)
-	m, _ := notifier.NewMailer(notifier.SMTPConfig{Host: "127.0.0.1", Port: port, Security: notifier.SecurityStartTLS,
+	m, _ := smtp.New(smtp.Config{Host: "127.0.0.1", Port: port, Security: smtp.SecurityStartTLS,
 		User: "mimamori", Password: "relay-secret", Timeout: 5 * time.Second})
 	if err := m.Send(context.Background(), "a@b.example", "nt_3", "s", "b", time.Now()); err == nil {
 		t.Fatal("mail went to a relay whose certificate is not trusted")
@@ -155,5 +160,54 @@ func TestMailerSecurityModes(t *testing.T) {
 	defer r.mu.Unlock()
 	if len(r.received) != 0 || len(r.logins) != 0 {
 		t.Fatalf("the untrusted relay got %d messages and %d logins", len(r.received), len(r.logins))
+	}
+}
+
+// A relay's 5xx refusal is permanent (the notifier gives up at once);
+// a relay that cannot be reached is not.
+func TestPermanentFailures(t *testing.T) {
+	_, port, clientTLS := startRelay(t, false)
+	m, err := smtp.New(smtp.Config{Host: "127.0.0.1", Port: port, User: "mimamori", Password: "relay-secret",
+		TLS: clientTLS, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Send(context.Background(), "unknown@customer.example", "nt_4", "s", "b", time.Now())
+	if !smtp.IsPermanent(err) {
+		t.Fatalf("a 550 to the recipient gave %v, want a permanent error", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	down, _ := smtp.New(smtp.Config{Host: "127.0.0.1", Port: closed, Security: smtp.SecurityNone, Timeout: 5 * time.Second})
+	if err := down.Send(context.Background(), "a@b.example", "nt_5", "s", "b", time.Now()); err == nil || smtp.IsPermanent(err) {
+		t.Fatalf("a relay that is down gave %v, want a temporary error", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  smtp.Config
+		ok   bool
+	}{
+		{"defaults", smtp.Config{Host: "relay.example"}, true},
+		{"no host", smtp.Config{}, false},
+		{"unknown security", smtp.Config{Host: "relay.example", Security: "ssl"}, false},
+		{"bad from", smtp.Config{Host: "relay.example", From: "not an address"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := smtp.New(tc.cfg)
+			if got := err == nil; got != tc.ok {
+				t.Fatalf("New: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	m, _ := smtp.New(smtp.Config{Host: "relay.example", From: "mimamori <noreply@mimamori.example>"})
+	if got, want := m.MessageID("nf_1"), "nf_1@mimamori.example"; got != want {
+		t.Fatalf("MessageID = %q, want %q", got, want)
 	}
 }

@@ -40,7 +40,7 @@ type accountRequestCmd struct {
 	Settings
 }
 
-func (accountRequestCmd) groups() []config.Group { return kafkaGroups }
+func (accountRequestCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c accountRequestCmd) run(ctx context.Context, e *env) error {
 	if c.Customer == "" {
@@ -79,7 +79,7 @@ type accountUnlockCmd struct {
 	Settings
 }
 
-func (accountUnlockCmd) groups() []config.Group { return kafkaGroups }
+func (accountUnlockCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c accountUnlockCmd) run(ctx context.Context, e *env) error {
 	if c.Customer == "" || c.Account == "" {
@@ -105,7 +105,7 @@ type accountListCmd struct {
 	Settings
 }
 
-func (accountListCmd) groups() []config.Group { return kafkaGroups }
+func (accountListCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c accountListCmd) run(ctx context.Context, e *env) error {
 	return listAccounts(ctx, e, c.Customer)

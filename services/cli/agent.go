@@ -45,7 +45,7 @@ type agentCmd struct {
 	Settings
 }
 
-func (agentCmd) groups() []config.Group { return logGroups }
+func (agentCmd) groups() []config.Group { return logGroups() }
 
 func (c agentCmd) run(ctx context.Context, e *env) error {
 	reads := append(c.Read, c.Files...)

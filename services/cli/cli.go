@@ -46,11 +46,6 @@ type reader interface {
 	groups() []config.Group
 }
 
-// checker is a command with its own demands on the settings it read.
-type checker interface {
-	check(cfg config.Config) error
-}
-
 // parent is a command that only groups subcommands; missing says what to
 // name when none is given.
 type parent interface {
@@ -88,21 +83,23 @@ func (versionCmd) run(_ context.Context, e *env) error { fmt.Fprintln(e.out, Ver
 
 type configCmd struct{ Settings }
 
-func (configCmd) groups() []config.Group { return config.AllGroups }
+func (configCmd) groups() []config.Group { return config.AllGroups() }
 func (configCmd) run(_ context.Context, e *env) error {
 	e.cfg.Print(e.out)
 	return nil
 }
 
-// The groups of settings the commands read, by what they touch.
-var (
-	// kafkaGroups: the commands that publish to or read the log (the
-	// embedded broker's address is in the data folder).
-	kafkaGroups = []config.Group{config.Data, config.Kafka, config.Log}
-	// attachGroups: the commands that attach to Kafka and ClickHouse.
-	attachGroups = []config.Group{config.Data, config.Kafka, config.ClickHouse, config.Log}
-	logGroups    = []config.Group{config.Log}
-)
+// kafkaGroups are the settings of the commands that publish to or read
+// the log (the embedded broker's address is in the data folder).
+func kafkaGroups() []config.Group { return []config.Group{config.Data, config.Kafka, config.Log} }
+
+// attachGroups are the settings of the commands that attach to Kafka and
+// ClickHouse.
+func attachGroups() []config.Group {
+	return []config.Group{config.Data, config.Kafka, config.ClickHouse, config.Log}
+}
+
+func logGroups() []config.Group { return []config.Group{config.Log} }
 
 // defaultVars are the defaults of command flags that live in other
 // packages, for their default:"${…}" tags.
@@ -138,8 +135,9 @@ func ExitCode(err error) int {
 }
 
 // settingValue is the flag of one setting: kong keeps the text given on
-// the command line, config.LoadGroups parses and checks it with the
-// variable and the default.
+// the command line, and config.LoadGroups parses and checks it once, with
+// the variable and the default (kong's env and default tags only show them
+// in the help: the variables are read through the getenv given to Main).
 type settingValue struct{ v string }
 
 func (s *settingValue) Decode(ctx *kong.DecodeContext) error {
@@ -158,8 +156,13 @@ func settingsStruct(groups []config.Group) any {
 	flags := config.Flags(groups...)
 	fields := make([]reflect.StructField, 0, len(flags))
 	for i, f := range flags {
-		tag := fmt.Sprintf(`name:%s help:%s group:%s placeholder:%s`, strconv.Quote(f.Name), strconv.Quote(f.Usage()),
-			strconv.Quote(string(f.Group)+" settings"), strconv.Quote(strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))))
+		help := f.Help
+		if f.Default != "" {
+			help += fmt.Sprintf(" (default %q)", f.Default)
+		}
+		tag := fmt.Sprintf(`name:%s help:%s group:%s env:%s default:%s placeholder:%s`, strconv.Quote(f.Name), strconv.Quote(help),
+			strconv.Quote(string(f.Group)+" settings"), strconv.Quote(f.Env), strconv.Quote(f.Default),
+			strconv.Quote(strings.TrimPrefix(f.Env, "MIMAMORI_")))
 		fields = append(fields, reflect.StructField{Name: "S" + strconv.Itoa(i), Type: reflect.TypeFor[settingValue](),
 			Tag: reflect.StructTag(tag)})
 	}
@@ -250,17 +253,15 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		if errors.As(err, &pe) {
 			if p, ok := selectedParent(pe.Context); ok {
 				_ = pe.Context.PrintUsage(false)
-				return usageError{p.missing()}
+				return usageError{fmt.Sprintf("%s (%v)", p.missing(), err)}
 			}
 			return usageError{err.Error()}
 		}
 		return err
 	}
-	cmd := kctx.Selected()
-	if cmd == nil {
-		return usageError{"no command given"}
-	}
-	target := cmd.Target.Addr().Interface()
+	// kong only returns a parse that selected a leaf, and every leaf is a
+	// runner (TestCommandTree).
+	target := kctx.Selected().Target.Addr().Interface()
 	e := &env{out: stdout, errOut: stderr, getenv: getenv}
 	if r, ok := target.(reader); ok {
 		flags := map[string]string{}
@@ -275,18 +276,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		if e.cfg, err = config.LoadGroups(r.groups(), flags, getenv); err != nil {
 			return usageError{err.Error()}
 		}
-		if c, ok := target.(checker); ok {
-			if err := c.check(e.cfg); err != nil {
-				return usageError{err.Error()}
-			}
-		}
 	}
 	e.log = newLogger(e.cfg, stderr)
-	run, ok := target.(runner)
-	if !ok {
-		return usageError{fmt.Sprintf("%s: name a subcommand", cmd.FullPath())}
-	}
-	return run.run(ctx, e)
+	return target.(runner).run(ctx, e)
 }
 
 // usage prints the list of commands.
@@ -304,7 +296,7 @@ func usage(w io.Writer) error {
 
 func isCommand(k *kong.Kong, name string) bool {
 	for _, c := range k.Model.Children {
-		if c.Name == name || strings.Contains(","+strings.Join(c.Aliases, ",")+",", ","+name+",") {
+		if c.Name == name {
 			return true
 		}
 	}

@@ -36,7 +36,7 @@ type demoCmd struct {
 	Settings
 }
 
-func (demoCmd) groups() []config.Group { return config.AllGroups }
+func (demoCmd) groups() []config.Group { return config.AllGroups() }
 
 func (c demoCmd) run(ctx context.Context, e *env) error {
 	return runPlatform(ctx, e, app.Services, func(ctx context.Context, p *platform.Platform) error {
@@ -137,7 +137,7 @@ type simulateCmd struct {
 	Settings
 }
 
-func (simulateCmd) groups() []config.Group { return kafkaGroups }
+func (simulateCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c simulateCmd) run(ctx context.Context, e *env) error {
 	ingest, caFile := c.Ingest, c.CAFile

@@ -56,7 +56,7 @@ type noticeFlags struct {
 	Settings
 }
 
-func (noticeFlags) groups() []config.Group { return kafkaGroups }
+func (noticeFlags) groups() []config.Group { return kafkaGroups() }
 
 type noticeFaultCmd struct {
 	Level   string `help:"fault level A, B or Z (Z is recorded but not mailed)"`

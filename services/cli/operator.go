@@ -41,7 +41,7 @@ type customerRegisterCmd struct {
 	Settings
 }
 
-func (customerRegisterCmd) groups() []config.Group { return kafkaGroups }
+func (customerRegisterCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c customerRegisterCmd) run(ctx context.Context, e *env) error {
 	if c.Name == "" || c.Email == "" {
@@ -89,7 +89,7 @@ type deviceRegisterCmd struct {
 	Settings
 }
 
-func (deviceRegisterCmd) groups() []config.Group { return kafkaGroups }
+func (deviceRegisterCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c deviceRegisterCmd) run(ctx context.Context, e *env) error {
 	if c.Customer == "" || c.Serial == "" || c.MAC == "" || c.Manufactured == "" {
@@ -122,7 +122,7 @@ type deviceRevokeCmd struct {
 	Settings
 }
 
-func (deviceRevokeCmd) groups() []config.Group { return kafkaGroups }
+func (deviceRevokeCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c deviceRevokeCmd) run(ctx context.Context, e *env) error {
 	if c.Device == "" || c.Credential == "" {
@@ -179,7 +179,7 @@ type deviceCredentialCmd struct {
 	Settings
 }
 
-func (deviceCredentialCmd) groups() []config.Group { return kafkaGroups }
+func (deviceCredentialCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c deviceCredentialCmd) run(ctx context.Context, e *env) error {
 	if c.Device == "" {
@@ -218,7 +218,7 @@ type deviceRebootCmd struct {
 	Settings
 }
 
-func (deviceRebootCmd) groups() []config.Group { return kafkaGroups }
+func (deviceRebootCmd) groups() []config.Group { return kafkaGroups() }
 
 func (c deviceRebootCmd) run(ctx context.Context, e *env) error {
 	if c.Device == "" {
@@ -242,7 +242,7 @@ func (c deviceRebootCmd) run(ctx context.Context, e *env) error {
 
 type migrateCmd struct{ Settings }
 
-func (migrateCmd) groups() []config.Group { return attachGroups }
+func (migrateCmd) groups() []config.Group { return attachGroups() }
 
 func (migrateCmd) run(ctx context.Context, e *env) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)

@@ -14,7 +14,7 @@ import (
 
 type runCmd struct{ Settings }
 
-func (runCmd) groups() []config.Group { return config.AllGroups }
+func (runCmd) groups() []config.Group { return config.AllGroups() }
 func (runCmd) run(ctx context.Context, e *env) error {
 	return runPlatform(ctx, e, app.Services, nil)
 }
@@ -30,13 +30,40 @@ type serveCmd struct {
 
 func (serveCmd) missing() string { return fmt.Sprintf("serve: name one service of %v", app.Services) }
 
-// serviceCmd is one service of `mimamori serve`; its name is the
-// subcommand's.
+// serviceCmd is what every subcommand of `mimamori serve` reads: the
+// settings of the whole platform, as `run`.
 type serviceCmd struct{ Settings }
 
-func (serviceCmd) groups() []config.Group { return config.AllGroups }
+func (serviceCmd) groups() []config.Group { return config.AllGroups() }
 
-func (serviceCmd) runService(ctx context.Context, e *env, name string) error {
+type (
+	serveIngestCmd    struct{ serviceCmd }
+	serveProjectorCmd struct{ serviceCmd }
+	servePortalCmd    struct{ serviceCmd }
+	serveWatchdogCmd  struct{ serviceCmd }
+	serveNotifierCmd  struct{ serviceCmd }
+)
+
+func (serveIngestCmd) run(ctx context.Context, e *env) error    { return serve(ctx, e, "ingest") }
+func (serveProjectorCmd) run(ctx context.Context, e *env) error { return serve(ctx, e, "projector") }
+func (serveWatchdogCmd) run(ctx context.Context, e *env) error  { return serve(ctx, e, "watchdog") }
+func (serveNotifierCmd) run(ctx context.Context, e *env) error  { return serve(ctx, e, "notifier") }
+
+// run refuses to start without an SMTP relay: the portal mails temporary
+// credentials and password resets, and the embedded mailbox only runs
+// beside the notifier in `run` and `demo`, so a portal served alone would
+// lose those mails.
+func (servePortalCmd) run(ctx context.Context, e *env) error {
+	if e.cfg.SMTPHost == "" {
+		return usageError{"serve portal: smtp-host (--smtp-host, MIMAMORI_SMTP_HOST) is empty: the portal mails temporary credentials " +
+			"and password resets, so it needs an SMTP relay (only run and demo use the embedded mailbox)"}
+	}
+	return serve(ctx, e, "portal")
+}
+
+// serve runs one service against the configured (or running embedded)
+// Kafka and ClickHouse.
+func serve(ctx context.Context, e *env, name string) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)
 	if err != nil {
 		return err
@@ -48,40 +75,6 @@ func (serviceCmd) runService(ctx context.Context, e *env, name string) error {
 	}
 	e.log.Info("serving", "service", name, "ingest", p.Endpoints.Ingest, "portal", p.Endpoints.Portal, "admin", p.Endpoints.Admin)
 	return a.Run(ctx)
-}
-
-type (
-	serveIngestCmd    struct{ serviceCmd }
-	serveProjectorCmd struct{ serviceCmd }
-	servePortalCmd    struct{ serviceCmd }
-	serveWatchdogCmd  struct{ serviceCmd }
-	serveNotifierCmd  struct{ serviceCmd }
-)
-
-func (s serveIngestCmd) run(ctx context.Context, e *env) error { return s.runService(ctx, e, "ingest") }
-func (s serveProjectorCmd) run(ctx context.Context, e *env) error {
-	return s.runService(ctx, e, "projector")
-}
-func (s serveWatchdogCmd) run(ctx context.Context, e *env) error {
-	return s.runService(ctx, e, "watchdog")
-}
-func (s serveNotifierCmd) run(ctx context.Context, e *env) error {
-	return s.runService(ctx, e, "notifier")
-}
-
-// check: the portal mails temporary credentials and password resets; the
-// embedded mailbox only runs beside the notifier in `run` and `demo`, so a
-// portal served alone without a relay would lose those mails.
-func (servePortalCmd) check(cfg config.Config) error {
-	if cfg.SMTPHost == "" {
-		return fmt.Errorf("serve portal: smtp-host (--smtp-host, MIMAMORI_SMTP_HOST) is empty: the portal mails temporary credentials " +
-			"and password resets, so it needs an SMTP relay (only run and demo use the embedded mailbox)")
-	}
-	return nil
-}
-
-func (s servePortalCmd) run(ctx context.Context, e *env) error {
-	return s.runService(ctx, e, "portal")
 }
 
 // runPlatform starts the platform and the services, writes endpoints.json,

@@ -16,7 +16,7 @@ type replayCmd struct {
 	Settings
 }
 
-func (replayCmd) groups() []config.Group { return attachGroups }
+func (replayCmd) groups() []config.Group { return attachGroups() }
 
 func (c replayCmd) run(ctx context.Context, e *env) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)

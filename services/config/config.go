@@ -1,13 +1,15 @@
-// Package config defines every setting of the mimamori binary once: its
-// flag, its MIMAMORI_* environment variable, its default and whether it is
-// a secret. Flags win over the environment; `mimamori config` prints the
-// effective values with secrets masked.
+// Package config defines every setting of the mimamori binary once (its
+// flag, MIMAMORI_* variable, default, group and whether it is a secret) and
+// loads them into a typed Config: a flag wins over its variable, the
+// variable over the default; `mimamori config` prints the effective values
+// with secrets masked.
 package config
 
 import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
@@ -315,7 +317,9 @@ const (
 )
 
 // AllGroups is every group: what `run`, `demo`, `serve` and `config` read.
-var AllGroups = []Group{Data, Kafka, ClickHouse, Ingest, Portal, Admin, Mail, Notify, SMS, Watchdog, Log}
+func AllGroups() []Group {
+	return []Group{Data, Kafka, ClickHouse, Ingest, Portal, Admin, Mail, Notify, SMS, Watchdog, Log}
+}
 
 // Flag describes one setting to a command line parser.
 type Flag struct {
@@ -346,7 +350,7 @@ func Flags(groups ...Group) []Flag {
 // Load with the same FlagSet. (The mimamori command line registers only
 // the groups of each command, through Flags and LoadGroups.)
 func Register(fs *flag.FlagSet) {
-	for _, f := range Flags(AllGroups...) {
+	for _, f := range Flags(AllGroups()...) {
 		fs.String(f.Name, "", f.Usage())
 	}
 }
@@ -356,7 +360,7 @@ func Register(fs *flag.FlagSet) {
 func Load(fs *flag.FlagSet, getenv func(string) string) (Config, error) {
 	set := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
-	return LoadGroups(AllGroups, set, getenv)
+	return LoadGroups(AllGroups(), set, getenv)
 }
 
 // LoadGroups returns the effective configuration of the settings of
@@ -388,26 +392,30 @@ func (c *Config) validate(groups []Group) error {
 	has := func(g Group) bool { return slices.Contains(groups, g) }
 	if has(Data) {
 		if c.DataDir == "" {
-			return fmt.Errorf("data-dir must not be empty")
+			return fmt.Errorf("data-dir (MIMAMORI_DATA_DIR) must not be empty")
 		}
 		abs, err := filepath.Abs(c.DataDir)
 		if err != nil {
-			return fmt.Errorf("data-dir: %w", err)
+			return fmt.Errorf("data-dir (MIMAMORI_DATA_DIR): %w", err)
 		}
 		c.DataDir = abs
 	}
 	if has(Kafka) && (c.KafkaPartitions < 1 || c.KafkaReplication < 1) {
-		return fmt.Errorf("kafka-partitions and kafka-replication must be at least 1")
+		return fmt.Errorf("kafka-partitions (MIMAMORI_KAFKA_PARTITIONS) and kafka-replication (MIMAMORI_KAFKA_REPLICATION) must be at least 1")
 	}
 	if has(Log) {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			return fmt.Errorf("log-level (MIMAMORI_LOG_LEVEL) must be debug, info, warn or error, got %q", c.LogLevel)
+		}
 		switch c.LogFormat {
 		case "text", "json":
 		default:
-			return fmt.Errorf("log-format must be text or json, got %q", c.LogFormat)
+			return fmt.Errorf("log-format (MIMAMORI_LOG_FORMAT) must be text or json, got %q", c.LogFormat)
 		}
 	}
 	if has(Ingest) && (c.IngestCertFile == "") != (c.IngestKeyFile == "") {
-		return fmt.Errorf("ingest-cert-file and ingest-key-file go together")
+		return fmt.Errorf("ingest-cert-file (MIMAMORI_INGEST_CERT_FILE) and ingest-key-file (MIMAMORI_INGEST_KEY_FILE) go together")
 	}
 	if has(Notify) {
 		for _, d := range []struct {
@@ -422,7 +430,7 @@ func (c *Config) validate(groups []Group) error {
 		}
 	}
 	if has(Ingest) && (c.IngestDeviceRate < 0 || c.IngestDeviceBurst < 1) {
-		return fmt.Errorf("ingest-device-rate must be 0 (no limit) or more and ingest-device-burst at least 1, got %d and %d", c.IngestDeviceRate, c.IngestDeviceBurst)
+		return fmt.Errorf("ingest-device-rate (MIMAMORI_INGEST_DEVICE_RATE) must be 0 (no limit) or more and ingest-device-burst (MIMAMORI_INGEST_DEVICE_BURST) at least 1, got %d and %d", c.IngestDeviceRate, c.IngestDeviceBurst)
 	}
 	if has(SMS) {
 		return c.validateSMSGateway()

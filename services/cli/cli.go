@@ -33,7 +33,6 @@ type env struct {
 	out    io.Writer
 	errOut io.Writer
 	log    *slog.Logger
-	getenv func(string) string
 }
 
 // runner is a command that can be run: a leaf of the command tree.
@@ -53,7 +52,8 @@ type parent interface {
 }
 
 // Settings holds the flags of the settings a command reads: embedded in
-// a command that has groups, it is given their flags by plugSettings.
+// a command that has groups, it is given their flags by plugSettings
+// (exported, so that kong may fill the embedded field).
 type Settings struct {
 	Flags kong.Plugins `embed:""`
 }
@@ -125,10 +125,6 @@ func (e usageError) Error() string { return e.msg }
 func ExitCode(err error) int {
 	var u usageError
 	if errors.Is(err, flag.ErrHelp) || errors.As(err, &u) {
-		return 2
-	}
-	var pe *kong.ParseError
-	if errors.As(err, &pe) {
 		return 2
 	}
 	return 1
@@ -262,7 +258,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	// kong only returns a parse that selected a leaf, and every leaf is a
 	// runner (TestCommandTree).
 	target := kctx.Selected().Target.Addr().Interface()
-	e := &env{out: stdout, errOut: stderr, getenv: getenv}
+	e := &env{out: stdout, errOut: stderr}
 	if r, ok := target.(reader); ok {
 		flags := map[string]string{}
 		for _, p := range kctx.Path {

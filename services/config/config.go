@@ -301,7 +301,7 @@ func settings() []setting {
 // lists only what matters to it.
 type Group string
 
-// The groups, in the order `mimamori config` prints them.
+// The groups; a setting belongs to one.
 const (
 	Data       Group = "Data"
 	Kafka      Group = "Kafka"
@@ -326,13 +326,6 @@ type Flag struct {
 	Group           Group
 	Name, Env, Help string
 	Default         string
-	Secret          bool
-}
-
-// Usage is the help line of a setting: what it does, its variable and
-// its default.
-func (f Flag) Usage() string {
-	return fmt.Sprintf("%s (env %s, default %q)", f.Help, f.Env, f.Default)
 }
 
 // Flags lists the settings of the groups given, in the table's order.
@@ -340,7 +333,7 @@ func Flags(groups ...Group) []Flag {
 	var out []Flag
 	for _, s := range settings() {
 		if slices.Contains(groups, s.group) {
-			out = append(out, Flag{Group: s.group, Name: s.name, Env: s.env, Help: s.help, Default: s.def, Secret: s.secret})
+			out = append(out, Flag{Group: s.group, Name: s.name, Env: s.env, Help: s.help, Default: s.def})
 		}
 	}
 	return out
@@ -351,7 +344,7 @@ func Flags(groups ...Group) []Flag {
 // the groups of each command, through Flags and LoadGroups.)
 func Register(fs *flag.FlagSet) {
 	for _, f := range Flags(AllGroups()...) {
-		fs.String(f.Name, "", f.Usage())
+		fs.String(f.Name, "", fmt.Sprintf("%s (env %s, default %q)", f.Help, f.Env, f.Default))
 	}
 }
 

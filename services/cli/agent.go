@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,22 +49,21 @@ type agentCmd struct {
 func (agentCmd) groups() []config.Group { return logGroups() }
 
 func (c agentCmd) run(ctx context.Context, e *env) error {
-	reads := append(c.Read, c.Files...)
-	iface, speed, cloud, out, defsPath, queueDir := c.Interface, c.Speed, c.Cloud, c.Out, c.Defs, c.QueueDir
+	reads := slices.Concat(c.Read, c.Files)
 	switch {
-	case len(reads) == 0 && iface == "":
+	case len(reads) == 0 && c.Interface == "":
 		return usageError{"agent: give --read FILE… or --interface IF"}
-	case len(reads) > 0 && iface != "":
+	case len(reads) > 0 && c.Interface != "":
 		return usageError{"agent: give --read or --interface, not both"}
-	case speed != "fast" && speed != "recorded":
+	case c.Speed != "fast" && c.Speed != "recorded":
 		return usageError{"agent: --speed is fast or recorded"}
 	case len(c.DefsPub) == 0:
 		return usageError{"agent: --defs-pub is required (definitions are only used when their signature verifies)"}
-	case cloud == "" && out == "":
+	case c.Cloud == "" && c.Out == "":
 		return usageError{"agent: give --out FILE|- (offline) or --cloud URL (uplink)"}
-	case cloud == "" && defsPath == "":
+	case c.Cloud == "" && c.Defs == "":
 		return usageError{"agent: offline mode needs --defs BUNDLE"}
-	case cloud != "" && (c.CredentialFile == "" || queueDir == ""):
+	case c.Cloud != "" && (c.CredentialFile == "" || c.QueueDir == ""):
 		return usageError{"agent: uplink mode needs --credential-file and --queue-dir"}
 	}
 	z, err := inspect.ParseZones(c.Zone)
@@ -77,17 +77,17 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 	// In uplink mode the definitions in use are kept beside the queue, so
 	// a restart goes on with the newest verified set (and refuses older).
 	storePath := ""
-	if cloud != "" {
-		storePath = filepath.Join(queueDir, "definitions", "current.bundle")
+	if c.Cloud != "" {
+		storePath = filepath.Join(c.QueueDir, "definitions", "current.bundle")
 	}
 	store, err := defs.NewStore(defs.StoreConfig{Keys: ring, Path: storePath})
 	if err != nil {
 		return err
 	}
 	var loadTook time.Duration
-	if defsPath != "" {
+	if c.Defs != "" {
 		loadStart := time.Now()
-		b, err := os.ReadFile(defsPath)
+		b, err := os.ReadFile(c.Defs)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -98,17 +98,17 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 		case errors.Is(err, defs.ErrExpired) && store.Version() > 0:
 			e.log.Warn("agent: --defs refused; keeping the definitions kept from before", "in_use", store.Version(), "error", err)
 		default:
-			return fmt.Errorf("agent: --defs %s: %w", defsPath, err)
+			return fmt.Errorf("agent: --defs %s: %w", c.Defs, err)
 		}
 		loadTook = time.Since(loadStart)
 	}
 
 	var outW io.Writer
 	summaryW := e.out
-	if out == "-" {
+	if c.Out == "-" {
 		outW, summaryW = e.out, e.errOut
-	} else if out != "" {
-		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	} else if c.Out != "" {
+		f, err := os.OpenFile(c.Out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -116,8 +116,8 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 		outW = f
 	}
 	var q *queue.Queue
-	if cloud != "" {
-		if q, err = queue.Open(queueDir, queue.Config{MaxBytes: c.QueueMaxBytes}); err != nil {
+	if c.Cloud != "" {
+		if q, err = queue.Open(c.QueueDir, queue.Config{MaxBytes: c.QueueMaxBytes}); err != nil {
 			return err
 		}
 		defer q.Close()
@@ -134,12 +134,12 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 	cloudCtx, stopCloud := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCloud()
 	var up *agent.Cloud
-	if cloud != "" {
+	if c.Cloud != "" {
 		cred, err := os.ReadFile(c.CredentialFile)
 		if err != nil {
 			return fmt.Errorf("agent: credential: %w", err)
 		}
-		up, err = agent.NewCloud(agent.CloudConfig{BaseURL: cloud, Credential: strings.TrimSpace(string(cred)), CAFile: c.CAFile,
+		up, err = agent.NewCloud(agent.CloudConfig{BaseURL: c.Cloud, Credential: strings.TrimSpace(string(cred)), CAFile: c.CAFile,
 			Queue: q, Store: store, Agent: a, HeartbeatEvery: c.HeartbeatEvery, PollEvery: c.DefsPollEvery, Firmware: Version,
 			Reboot: func() { cancel(errRebootRequested) }, Logger: e.log})
 		if err != nil {
@@ -154,15 +154,15 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 	start := time.Now()
 	var skipped uint64
 	var capErr error
-	if iface != "" {
+	if c.Interface != "" {
 		var st capture.LiveStats
-		st, capErr = capture.Live(ctx, iface, 0, func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
+		st, capErr = capture.Live(ctx, c.Interface, 0, func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
 		if st.Dropped > 0 {
 			e.log.Warn("agent: the kernel dropped frames the agent was too slow for", "dropped", st.Dropped)
 		}
 	} else {
 		var st capture.FileStats
-		st, capErr = capture.ReadFiles(ctx, reads, speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
+		st, capErr = capture.ReadFiles(ctx, reads, c.Speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
 		skipped = st.Skipped
 	}
 	elapsed := time.Since(start)
@@ -183,9 +183,9 @@ func (c agentCmd) run(ctx context.Context, e *env) error {
 		stopCloud()
 		return closeErr
 	}
-	if cloud != "" && ctx.Err() == nil {
+	if c.Cloud != "" && ctx.Err() == nil {
 		// Files are done: stay until the cloud has everything, or a signal.
-		fmt.Fprintf(summaryW, "agent: sending %d queued alerts to %s\n", q.Depth(), cloud)
+		fmt.Fprintf(summaryW, "agent: sending %d queued alerts to %s\n", q.Depth(), c.Cloud)
 		for ctx.Err() == nil && (q.Depth() > 0 || len(q.Gaps()) > 0) {
 			select {
 			case <-ctx.Done():

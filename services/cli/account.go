@@ -11,32 +11,42 @@ import (
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 )
 
-// cmdAccount is the operator's side of portal accounts. The operator never
-// sees a password or TOTP secret (R-33): a requested account's temporary
-// credentials are mailed to the customer by the accounts owner.
-func cmdAccount(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || (args[0] != "request" && args[0] != "unlock" && args[0] != "list") {
-		e.flags.Usage()
-		return usageError{"account: want `account request`, `account unlock` or `account list`"}
+// accountCmd is the operator's side of portal accounts. The operator
+// never sees a password or TOTP secret (R-33): a requested account's
+// temporary credentials are mailed to the customer by the accounts owner.
+type accountCmd struct {
+	Request accountRequestCmd `cmd:"" help:"ask for one more portal account (credentials go to the customer's mail)"`
+	Unlock  accountUnlockCmd  `cmd:"" help:"lift the lock of an account"`
+	List    accountListCmd    `cmd:"" help:"list accounts (no secrets)"`
+}
+
+func (accountCmd) missing() string {
+	return "account: want `account request`, `account unlock` or `account list`"
+}
+
+// byFlag is the deprecated --by of the commands that record their actor.
+type byFlag struct {
+	By string `help:"deprecated: the actor recorded is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused"`
+}
+
+type accountRequestCmd struct {
+	Customer string `help:"customer ID (cu_…)"`
+	Role     string `default:"${role_default}" help:"role of the new account"`
+	byFlag
+	Settings
+}
+
+func (accountRequestCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c accountRequestCmd) run(ctx context.Context, e *env) error {
+	if c.Customer == "" {
+		return usageError{"account request: --customer (and --account for unlock) are required"}
 	}
-	sub := args[0]
-	customer := e.flags.String("customer", "", "customer ID (cu_…)")
-	account := e.flags.String("account", "", "account ID (ac_…, unlock)")
-	role := e.flags.String("role", events.RoleCustomerAdmin, "role of the new account (request)")
-	by := e.flags.String("by", "", "deprecated: the actor recorded is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused")
-	if _, err := e.parse(args[1:]); err != nil {
-		return err
-	}
-	if sub == "list" {
-		return listAccounts(ctx, e, *customer)
-	}
-	if *customer == "" || (sub == "unlock" && *account == "") {
-		return usageError{"account " + sub + ": --customer (and --account for unlock) are required"}
-	}
-	actor, err := e.actor(*by)
+	actor, err := e.actor(c.By)
 	if err != nil {
 		return err
 	}
@@ -45,27 +55,60 @@ func cmdAccount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer p.Close()
-	if sub == "unlock" {
-		if err := accounts.Unlock(ctx, p, *customer, *account, actor, time.Now()); err != nil {
-			return err
-		}
-		return e.printJSON(map[string]string{"customer_id": *customer, "account_id": *account, "status": "unlocked", "unlocked_by": actor})
-	}
 	// The owner decides what it issues; reading the accounts first refuses
 	// a request it would not fulfil before anything is written.
 	st, err := readAccounts(ctx, e)
 	if err != nil {
 		return err
 	}
-	id, err := accounts.RequestAccount(ctx, p, st, *customer, *role, actor, time.Now())
+	id, err := accounts.RequestAccount(ctx, p, st, c.Customer, c.Role, actor, time.Now())
 	if errors.Is(err, accounts.ErrUnknownCustomer) || errors.Is(err, accounts.ErrRoleInvalid) || errors.Is(err, accounts.ErrOperatorElsewhere) {
 		return fmt.Errorf("account request: %w; nothing was written", err)
 	}
 	if err != nil {
 		return err
 	}
-	return e.printJSON(map[string]string{"customer_id": *customer, "request_id": id, "requested_by": actor,
+	return e.printJSON(map[string]string{"customer_id": c.Customer, "request_id": id, "requested_by": actor,
 		"status": "requested; the temporary credentials are mailed to the customer's registered address"})
+}
+
+type accountUnlockCmd struct {
+	Customer string `help:"customer ID (cu_…)"`
+	Account  string `help:"account ID (ac_…)"`
+	byFlag
+	Settings
+}
+
+func (accountUnlockCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c accountUnlockCmd) run(ctx context.Context, e *env) error {
+	if c.Customer == "" || c.Account == "" {
+		return usageError{"account unlock: --customer (and --account for unlock) are required"}
+	}
+	actor, err := e.actor(c.By)
+	if err != nil {
+		return err
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := accounts.Unlock(ctx, p, c.Customer, c.Account, actor, time.Now()); err != nil {
+		return err
+	}
+	return e.printJSON(map[string]string{"customer_id": c.Customer, "account_id": c.Account, "status": "unlocked", "unlocked_by": actor})
+}
+
+type accountListCmd struct {
+	Customer string `help:"customer ID (cu_…; default: every customer)"`
+	Settings
+}
+
+func (accountListCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c accountListCmd) run(ctx context.Context, e *env) error {
+	return listAccounts(ctx, e, c.Customer)
 }
 
 // readAccounts reads the accounts topic to its end, as the owner holds it.

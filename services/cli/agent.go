@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,82 +16,78 @@ import (
 	"github.com/mimamori/mimamori/appliance/defs"
 	"github.com/mimamori/mimamori/appliance/inspect"
 	"github.com/mimamori/mimamori/appliance/queue"
+	"github.com/mimamori/mimamori/services/config"
 )
-
-// listFlag is a flag that may be given several times.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // errRebootRequested ends the agent when the cloud sends "reboot": the
 // agent flushes and exits, and the appliance's supervisor starts it again.
 var errRebootRequested = errors.New("reboot requested by the cloud")
 
-// cmdAgent is the appliance agent: capture from files or an interface,
+// agentCmd is the appliance agent: capture from files or an interface,
 // inspect, and write alerts as JSON lines (offline) or queue and send them
 // to the ingest gateway (uplink mode).
-func cmdAgent(ctx context.Context, e *env, args []string) error {
-	var reads, zones listFlag
-	e.flags.Var(&reads, "read", "pcap or pcapng file to inspect (repeat for several; further file names may follow the flags)")
-	e.flags.Var(&zones, "zone", "zone CIDRs: lan=CIDR,…, ssid1=CIDR,…, ssid2=CIDR,… (repeat; vlan:ID allowed; WAN is everything else)")
-	speed := e.flags.String("speed", "fast", "file replay speed: fast or recorded")
-	iface := e.flags.String("interface", "", "capture live from this interface (AF_PACKET, needs CAP_NET_RAW)")
-	defsPath := e.flags.String("defs", "", "definitions bundle to start with")
-	var defsPubs listFlag
-	e.flags.Var(&defsPubs, "defs-pub", "public key file (one key or a key ring) the definitions must be signed with; repeat for several. Once a bundle is in use, the keys it names are trusted instead (key rotation, see appliance/README.md)")
-	out := e.flags.String("out", "", "write alerts as JSON lines to this file, or - for stdout (offline mode; in uplink mode a local copy)")
-	cloud := e.flags.String("cloud", "", "ingest gateway URL (uplink mode), e.g. https://ingest.example:8443")
-	credFile := e.flags.String("credential-file", "", "file holding the device credential (uplink mode)")
-	caFile := e.flags.String("ca-file", "", "CA certificate of the ingest gateway (uplink mode; default: system roots)")
-	queueDir := e.flags.String("queue-dir", "", "folder of the on-disk alert queue (uplink mode)")
-	queueMax := e.flags.Int64("queue-max-bytes", queue.DefaultMaxBytes, "size limit of the queue on disk; when full the oldest alerts are dropped and a gap record is sent")
-	foldWindow := e.flags.Duration("fold-window", inspect.DefaultFoldWindow, "repeats of one detection within this window fold into one alert with a count")
-	heartbeatEvery := e.flags.Duration("heartbeat-every", agent.DefaultHeartbeatEvery, "heartbeat interval (uplink mode)")
-	pollEvery := e.flags.Duration("defs-poll-every", agent.DefaultPollEvery, "definitions poll interval (uplink mode)")
-	rest, err := e.parse(args)
-	if err != nil {
-		return err
-	}
-	reads = append(reads, rest...)
+type agentCmd struct {
+	Read           []string      `sep:"none" placeholder:"FILE" help:"pcap or pcapng file to inspect (repeat for several; further file names may follow the flags)"`
+	Files          []string      `arg:"" optional:"" sep:"none" help:"more pcap or pcapng files to inspect"`
+	Zone           []string      `sep:"none" placeholder:"ZONE=CIDR,…" help:"zone CIDRs: lan=CIDR,…, ssid1=CIDR,…, ssid2=CIDR,… (repeat; vlan:ID allowed; WAN is everything else)"`
+	Speed          string        `default:"fast" help:"file replay speed: fast or recorded"`
+	Interface      string        `help:"capture live from this interface (AF_PACKET, needs CAP_NET_RAW)"`
+	Defs           string        `help:"definitions bundle to start with"`
+	DefsPub        []string      `name:"defs-pub" sep:"none" placeholder:"KEY" help:"public key file (one key or a key ring) the definitions must be signed with; repeat for several. Once a bundle is in use, the keys it names are trusted instead (key rotation, see appliance/README.md)"`
+	Out            string        `help:"write alerts as JSON lines to this file, or - for stdout (offline mode; in uplink mode a local copy)"`
+	Cloud          string        `help:"ingest gateway URL (uplink mode), e.g. https://ingest.example:8443"`
+	CredentialFile string        `name:"credential-file" help:"file holding the device credential (uplink mode)"`
+	CAFile         string        `name:"ca-file" help:"CA certificate of the ingest gateway (uplink mode; default: system roots)"`
+	QueueDir       string        `name:"queue-dir" help:"folder of the on-disk alert queue (uplink mode)"`
+	QueueMaxBytes  int64         `name:"queue-max-bytes" default:"${queue_max_bytes}" help:"size limit of the queue on disk; when full the oldest alerts are dropped and a gap record is sent"`
+	FoldWindow     time.Duration `default:"${fold_window}" help:"repeats of one detection within this window fold into one alert with a count"`
+	HeartbeatEvery time.Duration `default:"${heartbeat_every}" help:"heartbeat interval (uplink mode)"`
+	DefsPollEvery  time.Duration `name:"defs-poll-every" default:"${defs_poll_every}" help:"definitions poll interval (uplink mode)"`
+	Settings
+}
+
+func (agentCmd) groups() []config.Group { return logGroups() }
+
+func (c agentCmd) run(ctx context.Context, e *env) error {
+	reads := slices.Concat(c.Read, c.Files)
 	switch {
-	case len(reads) == 0 && *iface == "":
+	case len(reads) == 0 && c.Interface == "":
 		return usageError{"agent: give --read FILE… or --interface IF"}
-	case len(reads) > 0 && *iface != "":
+	case len(reads) > 0 && c.Interface != "":
 		return usageError{"agent: give --read or --interface, not both"}
-	case *speed != "fast" && *speed != "recorded":
+	case c.Speed != "fast" && c.Speed != "recorded":
 		return usageError{"agent: --speed is fast or recorded"}
-	case len(defsPubs) == 0:
+	case len(c.DefsPub) == 0:
 		return usageError{"agent: --defs-pub is required (definitions are only used when their signature verifies)"}
-	case *cloud == "" && *out == "":
+	case c.Cloud == "" && c.Out == "":
 		return usageError{"agent: give --out FILE|- (offline) or --cloud URL (uplink)"}
-	case *cloud == "" && *defsPath == "":
+	case c.Cloud == "" && c.Defs == "":
 		return usageError{"agent: offline mode needs --defs BUNDLE"}
-	case *cloud != "" && (*credFile == "" || *queueDir == ""):
+	case c.Cloud != "" && (c.CredentialFile == "" || c.QueueDir == ""):
 		return usageError{"agent: uplink mode needs --credential-file and --queue-dir"}
 	}
-	z, err := inspect.ParseZones(zones)
+	z, err := inspect.ParseZones(c.Zone)
 	if err != nil {
 		return usageError{"agent: " + err.Error()}
 	}
-	ring, err := defs.LoadKeyRing(defsPubs...)
+	ring, err := defs.LoadKeyRing(c.DefsPub...)
 	if err != nil {
 		return fmt.Errorf("agent: --defs-pub: %w", err)
 	}
 	// In uplink mode the definitions in use are kept beside the queue, so
 	// a restart goes on with the newest verified set (and refuses older).
 	storePath := ""
-	if *cloud != "" {
-		storePath = filepath.Join(*queueDir, "definitions", "current.bundle")
+	if c.Cloud != "" {
+		storePath = filepath.Join(c.QueueDir, "definitions", "current.bundle")
 	}
 	store, err := defs.NewStore(defs.StoreConfig{Keys: ring, Path: storePath})
 	if err != nil {
 		return err
 	}
 	var loadTook time.Duration
-	if *defsPath != "" {
+	if c.Defs != "" {
 		loadStart := time.Now()
-		b, err := os.ReadFile(*defsPath)
+		b, err := os.ReadFile(c.Defs)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -101,17 +98,17 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		case errors.Is(err, defs.ErrExpired) && store.Version() > 0:
 			e.log.Warn("agent: --defs refused; keeping the definitions kept from before", "in_use", store.Version(), "error", err)
 		default:
-			return fmt.Errorf("agent: --defs %s: %w", *defsPath, err)
+			return fmt.Errorf("agent: --defs %s: %w", c.Defs, err)
 		}
 		loadTook = time.Since(loadStart)
 	}
 
 	var outW io.Writer
 	summaryW := e.out
-	if *out == "-" {
+	if c.Out == "-" {
 		outW, summaryW = e.out, e.errOut
-	} else if *out != "" {
-		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	} else if c.Out != "" {
+		f, err := os.OpenFile(c.Out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -119,13 +116,13 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		outW = f
 	}
 	var q *queue.Queue
-	if *cloud != "" {
-		if q, err = queue.Open(*queueDir, queue.Config{MaxBytes: *queueMax}); err != nil {
+	if c.Cloud != "" {
+		if q, err = queue.Open(c.QueueDir, queue.Config{MaxBytes: c.QueueMaxBytes}); err != nil {
 			return err
 		}
 		defer q.Close()
 	}
-	a, err := agent.New(agent.Config{Zones: z, Store: store, FoldWindow: *foldWindow, Out: outW, Queue: q,
+	a, err := agent.New(agent.Config{Zones: z, Store: store, FoldWindow: c.FoldWindow, Out: outW, Queue: q,
 		FirmwareVersion: Version, Logger: e.log})
 	if err != nil {
 		return err
@@ -137,20 +134,19 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	cloudCtx, stopCloud := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCloud()
 	var up *agent.Cloud
-	if *cloud != "" {
-		cred, err := os.ReadFile(*credFile)
+	if c.Cloud != "" {
+		cred, err := os.ReadFile(c.CredentialFile)
 		if err != nil {
 			return fmt.Errorf("agent: credential: %w", err)
 		}
-		c, err := agent.NewCloud(agent.CloudConfig{BaseURL: *cloud, Credential: strings.TrimSpace(string(cred)), CAFile: *caFile,
-			Queue: q, Store: store, Agent: a, HeartbeatEvery: *heartbeatEvery, PollEvery: *pollEvery, Firmware: Version,
+		up, err = agent.NewCloud(agent.CloudConfig{BaseURL: c.Cloud, Credential: strings.TrimSpace(string(cred)), CAFile: c.CAFile,
+			Queue: q, Store: store, Agent: a, HeartbeatEvery: c.HeartbeatEvery, PollEvery: c.DefsPollEvery, Firmware: Version,
 			Reboot: func() { cancel(errRebootRequested) }, Logger: e.log})
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		up = c
-		go func() { cloudDone <- c.Run(cloudCtx) }()
+		defer up.Close()
+		go func() { cloudDone <- up.Run(cloudCtx) }()
 	} else {
 		close(cloudDone)
 	}
@@ -158,15 +154,15 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 	start := time.Now()
 	var skipped uint64
 	var capErr error
-	if *iface != "" {
+	if c.Interface != "" {
 		var st capture.LiveStats
-		st, capErr = capture.Live(ctx, *iface, 0, func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
+		st, capErr = capture.Live(ctx, c.Interface, 0, func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
 		if st.Dropped > 0 {
 			e.log.Warn("agent: the kernel dropped frames the agent was too slow for", "dropped", st.Dropped)
 		}
 	} else {
 		var st capture.FileStats
-		st, capErr = capture.ReadFiles(ctx, reads, *speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
+		st, capErr = capture.ReadFiles(ctx, reads, c.Speed == "recorded", func(d []byte, ts time.Time, wire int) { a.Process(d, ts, wire) }, a.Tick)
 		skipped = st.Skipped
 	}
 	elapsed := time.Since(start)
@@ -187,9 +183,9 @@ func cmdAgent(ctx context.Context, e *env, args []string) error {
 		stopCloud()
 		return closeErr
 	}
-	if *cloud != "" && ctx.Err() == nil {
+	if c.Cloud != "" && ctx.Err() == nil {
 		// Files are done: stay until the cloud has everything, or a signal.
-		fmt.Fprintf(summaryW, "agent: sending %d queued alerts to %s\n", q.Depth(), *cloud)
+		fmt.Fprintf(summaryW, "agent: sending %d queued alerts to %s\n", q.Depth(), c.Cloud)
 		for ctx.Err() == nil && (q.Depth() > 0 || len(q.Gaps()) > 0) {
 			select {
 			case <-ctx.Done():

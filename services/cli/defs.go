@@ -16,38 +16,31 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/appliance/defs"
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/ingest"
 )
 
-// cmdDefs is `mimamori defs keygen|build|inspect|publish`: the operator's
+// defsCmd is `mimamori defs keygen|build|inspect|publish`: the operator's
 // side of the signed definition bundles the appliances verify.
-func cmdDefs(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usageError{"defs: name a subcommand: keygen, build, inspect or publish"}
-	}
-	switch args[0] {
-	case "keygen":
-		return defsKeygen(e, args[1:])
-	case "build":
-		return defsBuild(e, args[1:])
-	case "inspect":
-		return defsInspect(e, args[1:])
-	case "publish":
-		return defsPublish(e, args[1:])
-	}
-	return usageError{fmt.Sprintf("defs: unknown subcommand %q (keygen, build, inspect, publish)", args[0])}
+type defsCmd struct {
+	Keygen  defsKeygenCmd  `cmd:"" help:"make an ed25519 signing key pair"`
+	Build   defsBuildCmd   `cmd:"" help:"build and sign a definitions bundle from indicator lists"`
+	Inspect defsInspectCmd `cmd:"" help:"show a bundle's header and counts; with --pub, verify its signature"`
+	Publish defsPublishCmd `cmd:"" help:"verify a bundle and put it where the ingest gateway serves it"`
 }
 
-func defsKeygen(e *env, args []string) error {
-	out := e.flags.String("out", "defs-signing", "write the private key to OUT.key (mode 0600) and the public key to OUT.pub")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
+func (defsCmd) missing() string { return "defs: name a subcommand: keygen, build, inspect or publish" }
+
+type defsKeygenCmd struct {
+	Out string `default:"defs-signing" help:"write the private key to OUT.key (mode 0600) and the public key to OUT.pub"`
+}
+
+func (c defsKeygenCmd) run(_ context.Context, e *env) error {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
 	}
-	keyPath, pubPath := *out+".key", *out+".pub"
+	keyPath, pubPath := c.Out+".key", c.Out+".pub"
 	// O_EXCL: overwriting a signing key by mistake would orphan every
 	// appliance that trusts it.
 	f, err := os.OpenFile(keyPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -69,36 +62,33 @@ func defsKeygen(e *env, args []string) error {
 	return nil
 }
 
-func defsBuild(e *env, args []string) error {
-	files := map[string]*string{
-		defs.ListDomains: e.flags.String("domains", "", "domain list file (VALUE SEVERITY LABEL [block] per line)"),
-		defs.ListIPs:     e.flags.String("ips", "", "IP and CIDR list file"),
-		defs.ListURLs:    e.flags.String("urls", "", "URL list file"),
-		defs.ListHashes:  e.flags.String("hashes", "", "SHA-256 file hash list file"),
-	}
-	var keys, trust listFlag
-	e.flags.Var(&keys, "key", "private signing key written by `defs keygen`; repeat to sign with several keys (a key rotation, see appliance/README.md)")
-	e.flags.Var(&trust, "trust", "public key file (one key or a key ring) naming the keys appliances trust for the bundles after this one; repeat for several (default: the keys of --key). A key named here that appliances do not trust yet is introduced; one left out is retired")
-	expires := e.flags.String("expires", "30d", "when appliances stop accepting the bundle: a lifetime after the build (30d, 720h), a date (2026-12-27: 00:00 Japan time that day) or an RFC 3339 time")
-	out := e.flags.String("out", "", "bundle file to write")
-	version := e.flags.Uint64("version", 0, "bundle version (default: the build time in Unix seconds, so later builds are newer)")
-	psPorts := e.flags.Int("portscan-ports", defs.DefaultPortScan.Ports, "port scan rule: distinct ports of one host from one source (0 turns the rule off)")
-	psWindow := e.flags.Duration("portscan-window", defs.DefaultPortScan.Window, "port scan rule: within this window")
-	psBlock := e.flags.Bool("portscan-block", false, "port scans block instead of only being detected")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
-	if len(keys) == 0 || *out == "" {
+type defsBuildCmd struct {
+	Domains        string        `help:"domain list file (VALUE SEVERITY LABEL [block] per line)"`
+	IPs            string        `name:"ips" help:"IP and CIDR list file"`
+	URLs           string        `name:"urls" help:"URL list file"`
+	Hashes         string        `help:"SHA-256 file hash list file"`
+	Key            []string      "sep:\"none\" help:\"private signing key written by `defs keygen`; repeat to sign with several keys (a key rotation, see appliance/README.md)\""
+	Trust          []string      `sep:"none" help:"public key file (one key or a key ring) naming the keys appliances trust for the bundles after this one; repeat for several (default: the keys of --key). A key named here that appliances do not trust yet is introduced; one left out is retired"`
+	Expires        string        `default:"30d" help:"when appliances stop accepting the bundle: a lifetime after the build (30d, 720h), a date (2026-12-27: 00:00 Japan time that day) or an RFC 3339 time"`
+	Out            string        `help:"bundle file to write"`
+	Version        uint64        `help:"bundle version (default: the build time in Unix seconds, so later builds are newer)"`
+	PortscanPorts  int           `name:"portscan-ports" default:"${portscan_ports}" help:"port scan rule: distinct ports of one host from one source (0 turns the rule off)"`
+	PortscanWindow time.Duration `name:"portscan-window" default:"${portscan_window}" help:"port scan rule: within this window"`
+	PortscanBlock  bool          `name:"portscan-block" help:"port scans block instead of only being detected"`
+}
+
+func (c defsBuildCmd) run(_ context.Context, e *env) error {
+	if len(c.Key) == 0 || c.Out == "" {
 		return usageError{"defs build: --key and --out are required"}
 	}
 	now := time.Now()
-	exp, err := parseExpiry(*expires, now)
+	exp, err := parseExpiry(c.Expires, now)
 	if err != nil {
 		return usageError{"defs build: --expires: " + err.Error()}
 	}
 	var privs []ed25519.PrivateKey
 	var signers []ed25519.PublicKey
-	for _, k := range keys {
+	for _, k := range c.Key {
 		priv, err := defs.LoadPrivateKey(k)
 		if err != nil {
 			return err
@@ -106,48 +96,49 @@ func defsBuild(e *env, args []string) error {
 		privs, signers = append(privs, priv), append(signers, priv.Public().(ed25519.PublicKey))
 	}
 	var trusted []ed25519.PublicKey
-	if len(trust) > 0 {
-		if trusted, err = defs.LoadKeyRing(trust...); err != nil {
+	if len(c.Trust) > 0 {
+		if trusted, err = defs.LoadKeyRing(c.Trust...); err != nil {
 			return fmt.Errorf("defs build: --trust: %w", err)
 		}
 	}
 	lists := defs.Lists{}
+	files := map[string]string{defs.ListDomains: c.Domains, defs.ListIPs: c.IPs, defs.ListURLs: c.URLs, defs.ListHashes: c.Hashes}
 	for kind, path := range files {
-		if *path == "" {
+		if path == "" {
 			continue
 		}
-		f, err := os.Open(*path)
+		f, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("defs build: %w", err)
 		}
 		entries, err := defs.ParseList(kind, f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("defs build: %s: %w", *path, err)
+			return fmt.Errorf("defs build: %s: %w", path, err)
 		}
 		lists[kind] = entries
 	}
 	if len(lists) == 0 {
 		return usageError{"defs build: give at least one of --domains, --ips, --urls, --hashes"}
 	}
-	v := *version
+	v := c.Version
 	if v == 0 {
 		v = uint64(now.Unix())
 	}
 	ps := defs.DefaultPortScan
-	ps.Ports, ps.Window, ps.Block, ps.Enabled = *psPorts, *psWindow, *psBlock, *psPorts > 0
+	ps.Ports, ps.Window, ps.Block, ps.Enabled = c.PortscanPorts, c.PortscanWindow, c.PortscanBlock, c.PortscanPorts > 0
 	b, err := defs.Build(defs.Spec{Version: v, Created: now, ExpiresAt: exp, Trust: trusted}, lists, ps, privs...)
 	if err != nil {
 		return fmt.Errorf("defs build: %w", err)
 	}
-	if err := defs.WriteFileSync(*out, b); err != nil {
+	if err := defs.WriteFileSync(c.Out, b); err != nil {
 		return fmt.Errorf("defs build: %w", err)
 	}
 	_, info, err := defs.Open(b, signers)
 	if err != nil {
 		return fmt.Errorf("defs build: the bundle just written does not verify: %w", err)
 	}
-	fmt.Fprintf(e.out, "%s: version %d, expires %s, signed by %s, trusts %s, %s, %d bytes\n", *out, info.Version,
+	fmt.Fprintf(e.out, "%s: version %d, expires %s, signed by %s, trusts %s, %s, %d bytes\n", c.Out, info.Version,
 		info.ExpiresAt.In(jst).Format(time.RFC3339), strings.Join(info.SignedBy, " "), strings.Join(info.Trusts, " "),
 		countsString(info.Counts), len(b))
 	return nil
@@ -197,17 +188,17 @@ func countsString(c map[string]int) string {
 
 // defsInspect prints a bundle's header and counts; with --pub it verifies
 // the signature and exits non-zero when it is bad.
-func defsInspect(e *env, args []string) error {
-	var pubs listFlag
-	e.flags.Var(&pubs, "pub", "public key file (one key or a key ring) to verify the signature with; repeat for several")
-	rest, err := e.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
+type defsInspectCmd struct {
+	Pub    []string `sep:"none" help:"public key file (one key or a key ring) to verify the signature with; repeat for several"`
+	Bundle []string `arg:"" optional:"" help:"bundle file"`
+}
+
+func (c defsInspectCmd) run(_ context.Context, e *env) error {
+	if len(c.Bundle) != 1 {
 		return usageError{"defs inspect: name one bundle file"}
 	}
-	b, err := os.ReadFile(rest[0])
+	bundle, pubs := c.Bundle[0], c.Pub
+	b, err := os.ReadFile(bundle)
 	if err != nil {
 		return fmt.Errorf("defs inspect: %w", err)
 	}
@@ -219,7 +210,7 @@ func defsInspect(e *env, args []string) error {
 			return err
 		}
 		if _, info, err = defs.Open(b, ring); err != nil {
-			return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
+			return fmt.Errorf("defs inspect: %s: %w", bundle, err)
 		}
 		var by []string
 		for _, k := range ring {
@@ -229,7 +220,7 @@ func defsInspect(e *env, args []string) error {
 		}
 		signature = "verified with key " + strings.Join(by, ", ")
 	} else if _, info, err = defs.ParseUnverified(b); err != nil {
-		return fmt.Errorf("defs inspect: %s: %w", rest[0], err)
+		return fmt.Errorf("defs inspect: %s: %w", bundle, err)
 	}
 	out := struct {
 		defs.Info
@@ -244,34 +235,37 @@ func defsInspect(e *env, args []string) error {
 // defsPublish verifies a bundle and puts it where the ingest gateway
 // serves it to appliances, atomically, refusing to go back in version or
 // to serve a bundle appliances refuse as expired.
-func defsPublish(e *env, args []string) error {
-	var pubs listFlag
-	e.flags.Var(&pubs, "pub", "public key file (one key or a key ring) the appliances trust; repeat for several (required: an unverifiable bundle is never published)")
-	force := e.flags.Bool("allow-older", false, "publish even when the bundle is older than the published one (appliances will still refuse it)")
-	rest, err := e.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 || len(pubs) == 0 {
+type defsPublishCmd struct {
+	Pub        []string `sep:"none" help:"public key file (one key or a key ring) the appliances trust; repeat for several (required: an unverifiable bundle is never published)"`
+	AllowOlder bool     `name:"allow-older" help:"publish even when the bundle is older than the published one (appliances will still refuse it)"`
+	Bundle     []string `arg:"" optional:"" help:"bundle file"`
+	Settings
+}
+
+func (defsPublishCmd) groups() []config.Group { return []config.Group{config.Data, config.Log} }
+
+func (c defsPublishCmd) run(_ context.Context, e *env) error {
+	if len(c.Bundle) != 1 || len(c.Pub) == 0 {
 		return usageError{"defs publish: usage: defs publish --pub KEY BUNDLE"}
 	}
+	bundle, pubs := c.Bundle[0], c.Pub
 	ring, err := defs.LoadKeyRing(pubs...)
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(rest[0])
+	b, err := os.ReadFile(bundle)
 	if err != nil {
 		return fmt.Errorf("defs publish: %w", err)
 	}
 	_, info, err := defs.Open(b, ring)
 	if err != nil {
-		return fmt.Errorf("defs publish: %s: %w", rest[0], err)
+		return fmt.Errorf("defs publish: %s: %w", bundle, err)
 	}
 	if err := info.CheckExpiry(time.Now()); err != nil {
-		return fmt.Errorf("defs publish: %s: %w (appliances refuse it)", rest[0], err)
+		return fmt.Errorf("defs publish: %s: %w (appliances refuse it)", bundle, err)
 	}
 	dst := filepath.Join(e.cfg.DataDir, "definitions", ingest.LatestBundle)
-	if old, err := os.ReadFile(dst); err == nil && !*force {
+	if old, err := os.ReadFile(dst); err == nil && !c.AllowOlder {
 		if head, err := defs.ReadHead(old); err == nil && head.Version > info.Version {
 			return fmt.Errorf("defs publish: version %d is older than the published %d (appliances refuse rollbacks)", info.Version, head.Version)
 		}

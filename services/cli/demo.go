@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/services/app"
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/tlsca"
@@ -28,14 +30,17 @@ var demoCustomers = []struct{ name, email string }{
 	{"Kato Legal Office", "desk@kato-legal.example"},
 }
 
-func cmdDemo(ctx context.Context, e *env, args []string) error {
-	devices := e.flags.Int("devices", 8, "simulated appliances across the demo customers")
-	alertEvery := e.flags.Duration("alert-every", 8*time.Second, "mean time between alerts of one appliance")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
+type demoCmd struct {
+	Devices    int           `default:"8" help:"simulated appliances across the demo customers"`
+	AlertEvery time.Duration `default:"8s" help:"mean time between alerts of one appliance"`
+	Settings
+}
+
+func (demoCmd) groups() []config.Group { return config.AllGroups() }
+
+func (c demoCmd) run(ctx context.Context, e *env) error {
 	return runPlatform(ctx, e, app.Services, func(ctx context.Context, p *platform.Platform) error {
-		devs, err := demoDevices(ctx, p, *devices)
+		devs, err := demoDevices(ctx, p, c.Devices)
 		if err != nil {
 			return fmt.Errorf("demo devices: %w", err)
 		}
@@ -45,7 +50,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.out, "demo: try  %s --query 'SELECT kind, severity, count() FROM alerts GROUP BY kind, severity'\n",
 				analystSQL(p.Endpoints))
 		}
-		return runFleet(ctx, e, p.Endpoints.Ingest, p.Endpoints.IngestCAFile, devs, *alertEvery, 0.1)
+		return runFleet(ctx, e, p.Endpoints.Ingest, p.Endpoints.IngestCAFile, devs, c.AlertEvery, 0.1)
 	})
 }
 
@@ -121,28 +126,32 @@ func saveDevices(path string, devs []fleet.Device) error {
 	return os.WriteFile(path, append(b, '\n'), 0o600)
 }
 
-func cmdSimulate(ctx context.Context, e *env, args []string) error {
-	n := e.flags.Int("devices", 10, "number of virtual appliances")
-	customer := e.flags.String("customer", "", "customer the new appliances are registered for (default: the demo customers)")
-	file := e.flags.String("devices-file", "", "JSON file of existing appliances [{device_id, credential}] instead of registering new ones")
-	ingest := e.flags.String("ingest", "", "ingest gateway URL (default: the running platform's)")
-	caFile := e.flags.String("ca-file", "", "CA certificate of the ingest gateway (default: the running platform's)")
-	alertEvery := e.flags.Duration("alert-every", 5*time.Second, "mean time between alerts of one appliance")
-	silent := e.flags.Float64("silent", 0.1, "fraction of appliances that go silent after a while")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
-	if *ingest == "" || *caFile == "" {
+type simulateCmd struct {
+	Devices     int           `default:"10" help:"number of virtual appliances"`
+	Customer    string        `help:"customer the new appliances are registered for (default: the demo customers)"`
+	DevicesFile string        `name:"devices-file" help:"JSON file of existing appliances [{device_id, credential}] instead of registering new ones"`
+	Ingest      string        `help:"ingest gateway URL (default: the running platform's)"`
+	CAFile      string        `name:"ca-file" help:"CA certificate of the ingest gateway (default: the running platform's)"`
+	AlertEvery  time.Duration `default:"5s" help:"mean time between alerts of one appliance"`
+	Silent      float64       `default:"0.1" help:"fraction of appliances that go silent after a while"`
+	Settings
+}
+
+func (simulateCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c simulateCmd) run(ctx context.Context, e *env) error {
+	ingest, caFile := c.Ingest, c.CAFile
+	if ingest == "" || caFile == "" {
 		ep, err := platform.ReadEndpoints(e.cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		*ingest, *caFile = cmp(*ingest, ep.Ingest), cmp(*caFile, ep.IngestCAFile)
+		ingest, caFile = cmp.Or(ingest, ep.Ingest), cmp.Or(caFile, ep.IngestCAFile)
 	}
 	var devs []fleet.Device
 	var err error
-	if *file != "" {
-		if devs, err = fleet.LoadDevices(*file); err != nil {
+	if c.DevicesFile != "" {
+		if devs, err = fleet.LoadDevices(c.DevicesFile); err != nil {
 			return err
 		}
 	} else {
@@ -150,19 +159,12 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		devs, err = registerDevices(ctx, p, *n, *customer)
+		devs, err = registerDevices(ctx, p, c.Devices, c.Customer)
 		p.Close()
 		if err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(e.out, "simulating %d appliances against %s; Ctrl-C stops\n", len(devs), *ingest)
-	return runFleet(ctx, e, *ingest, *caFile, devs, *alertEvery, *silent)
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	fmt.Fprintf(e.out, "simulating %d appliances against %s; Ctrl-C stops\n", len(devs), ingest)
+	return runFleet(ctx, e, ingest, caFile, devs, c.AlertEvery, c.Silent)
 }

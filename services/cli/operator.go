@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/registry"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func (e *env) producer() (*eventlog.Producer, error) {
@@ -27,18 +29,23 @@ func (e *env) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func cmdCustomer(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "register" {
-		e.flags.Usage()
-		return usageError{"customer: want `customer register`"}
-	}
-	name := e.flags.String("name", "", "company or organisation name (required)")
-	email := e.flags.String("email", "", "application e-mail address (required)")
-	reseller := e.flags.String("reseller", "rs_default", "reseller that owns the customer")
-	if _, err := e.parse(args[1:]); err != nil {
-		return err
-	}
-	if *name == "" || *email == "" {
+type customerCmd struct {
+	Register customerRegisterCmd `cmd:"" help:"register a customer (prints JSON)"`
+}
+
+func (customerCmd) missing() string { return "customer: want `customer register`" }
+
+type customerRegisterCmd struct {
+	Name     string `help:"company or organisation name (required)"`
+	Email    string `help:"application e-mail address (required)"`
+	Reseller string `default:"rs_default" help:"reseller that owns the customer"`
+	Settings
+}
+
+func (customerRegisterCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c customerRegisterCmd) run(ctx context.Context, e *env) error {
+	if c.Name == "" || c.Email == "" {
 		return usageError{"customer register: --name and --email are required"}
 	}
 	p, err := e.producer()
@@ -46,11 +53,11 @@ func cmdCustomer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer p.Close()
-	id, err := registry.RegisterCustomer(ctx, p, *name, *email, *reseller, time.Now())
+	id, err := registry.RegisterCustomer(ctx, p, c.Name, c.Email, c.Reseller, time.Now())
 	if err != nil {
 		return err
 	}
-	return e.printJSON(map[string]string{"customer_id": id, "name": *name})
+	return e.printJSON(map[string]string{"customer_id": id, "name": c.Name})
 }
 
 // DeviceCredentials is what `device register` prints: the appliance needs
@@ -63,33 +70,30 @@ type DeviceCredentials struct {
 	CAFile     string `json:"ca_file,omitempty"`
 }
 
-func cmdDevice(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "reboot" {
-		return cmdDeviceReboot(ctx, e, args[1:])
-	}
-	if len(args) > 0 && args[0] == "credential" {
-		return cmdDeviceCredential(ctx, e, args[1:])
-	}
-	if len(args) == 0 || (args[0] != "register" && args[0] != "revoke") {
-		e.flags.Usage()
-		return usageError{"device: want `device register`, `device credential`, `device revoke` or `device reboot`"}
-	}
-	sub := args[0]
-	customer := e.flags.String("customer", "", "customer the appliance serves (register)")
-	serial := e.flags.String("serial", "", "serial number (register)")
-	mac := e.flags.String("mac", "", "MAC address of the appliance (register)")
-	model := e.flags.String("model", "MU-100", "model (register)")
-	made := e.flags.String("manufactured", "", "manufacture date YYYY-MM-DD (register; R-17 replacement after 7 years)")
-	device := e.flags.String("device", "", "device ID (revoke)")
-	cred := e.flags.String("credential", "", "credential ID dc_… or the whole credential (revoke)")
-	reason := e.flags.String("reason", "revoked by operator", "reason recorded with the revocation")
-	if _, err := e.parse(args[1:]); err != nil {
-		return err
-	}
-	if sub == "revoke" && (*device == "" || *cred == "") {
-		return usageError{"device revoke: --device and --credential are required"}
-	}
-	if sub == "register" && (*customer == "" || *serial == "" || *mac == "" || *made == "") {
+type deviceCmd struct {
+	Register   deviceRegisterCmd   `cmd:"" help:"register an appliance and print its credential as JSON"`
+	Credential deviceCredentialCmd `cmd:"" help:"issue a registered appliance another credential (printed once)"`
+	Revoke     deviceRevokeCmd     `cmd:"" help:"revoke a credential"`
+	Reboot     deviceRebootCmd     `cmd:"" help:"ask an appliance to reboot"`
+}
+
+func (deviceCmd) missing() string {
+	return "device: want `device register`, `device credential`, `device revoke` or `device reboot`"
+}
+
+type deviceRegisterCmd struct {
+	Customer     string `help:"customer the appliance serves"`
+	Serial       string `help:"serial number"`
+	MAC          string `name:"mac" help:"MAC address of the appliance"`
+	Model        string `default:"MU-100" help:"model"`
+	Manufactured string `help:"manufacture date YYYY-MM-DD (R-17: replaced 7 years after)"`
+	Settings
+}
+
+func (deviceRegisterCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c deviceRegisterCmd) run(ctx context.Context, e *env) error {
+	if c.Customer == "" || c.Serial == "" || c.MAC == "" || c.Manufactured == "" {
 		return usageError{"device register: --customer, --serial, --mac and --manufactured are required"}
 	}
 	p, err := e.producer()
@@ -97,13 +101,7 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer p.Close()
-	if sub == "revoke" {
-		if err := registry.RevokeCredential(ctx, p, *device, registry.CredentialID(*cred), *reason, time.Now()); err != nil {
-			return err
-		}
-		return e.printJSON(map[string]string{"device_id": *device, "credential_id": registry.CredentialID(*cred), "status": "revoked"})
-	}
-	spec := registry.DeviceSpec{Serial: *serial, MAC: *mac, Model: *model, ManufacturedOn: *made, CustomerID: *customer}
+	spec := registry.DeviceSpec{Serial: c.Serial, MAC: c.MAC, Model: c.Model, ManufacturedOn: c.Manufactured, CustomerID: c.Customer}
 	if err := e.checkNewDevice(ctx, spec); err != nil {
 		return err
 	}
@@ -116,6 +114,30 @@ func cmdDevice(ctx context.Context, e *env, args []string) error {
 		out.Ingest, out.CAFile = ep.Ingest, ep.IngestCAFile
 	}
 	return e.printJSON(out)
+}
+
+type deviceRevokeCmd struct {
+	Device     string `help:"device ID"`
+	Credential string `help:"credential ID dc_… or the whole credential"`
+	Reason     string `default:"revoked by operator" help:"reason recorded with the revocation"`
+	Settings
+}
+
+func (deviceRevokeCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c deviceRevokeCmd) run(ctx context.Context, e *env) error {
+	if c.Device == "" || c.Credential == "" {
+		return usageError{"device revoke: --device and --credential are required"}
+	}
+	p, err := e.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := registry.RevokeCredential(ctx, p, c.Device, registry.CredentialID(c.Credential), c.Reason, time.Now()); err != nil {
+		return err
+	}
+	return e.printJSON(map[string]string{"device_id": c.Device, "credential_id": registry.CredentialID(c.Credential), "status": "revoked"})
 }
 
 // checkNewDevice refuses a device whose customer is unknown or whose
@@ -151,23 +173,26 @@ func (e *env) registryState(ctx context.Context) (*registry.State, error) {
 	return st, err
 }
 
-// cmdDeviceCredential issues another credential for a registered device
+// deviceCredentialCmd issues another credential for a registered device
 // and prints it once, like `device register`.
-func cmdDeviceCredential(ctx context.Context, e *env, args []string) error {
-	device := e.flags.String("device", "", "device ID dv_… (required)")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
-	if *device == "" {
+type deviceCredentialCmd struct {
+	Device string `help:"device ID dv_… (required)"`
+	Settings
+}
+
+func (deviceCredentialCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c deviceCredentialCmd) run(ctx context.Context, e *env) error {
+	if c.Device == "" {
 		return usageError{"device credential: --device is required"}
 	}
 	st, err := e.registryState(ctx)
 	if err != nil {
 		return fmt.Errorf("device credential: read the registry: %w", err)
 	}
-	d, ok := st.Device(*device)
+	d, ok := st.Device(c.Device)
 	if !ok {
-		return fmt.Errorf("device credential: device %s is not registered; nothing was issued", *device)
+		return fmt.Errorf("device credential: device %s is not registered; nothing was issued", c.Device)
 	}
 	p, err := e.producer()
 	if err != nil {
@@ -185,19 +210,22 @@ func cmdDeviceCredential(ctx context.Context, e *env, args []string) error {
 	return e.printJSON(out)
 }
 
-// cmdDeviceReboot asks an appliance to reboot (R-16): the request is
+// deviceRebootCmd asks an appliance to reboot (R-16): the request is
 // recorded and handed over on the device's next heartbeat reply.
-func cmdDeviceReboot(ctx context.Context, e *env, args []string) error {
-	device := e.flags.String("device", "", "device ID dv_… (required)")
-	reason := e.flags.String("reason", "requested by operator", "reason recorded with the request")
-	by := e.flags.String("by", "", "deprecated: the actor recorded as requested_by is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
-	if *device == "" {
+type deviceRebootCmd struct {
+	Device string `help:"device ID dv_… (required)"`
+	Reason string `default:"requested by operator" help:"reason recorded with the request"`
+	By     string `help:"deprecated: the actor recorded as requested_by is the identity that runs the command (cli:sasl:<Kafka user> or cli:os:<user>@<host>); a different value is refused"`
+	Settings
+}
+
+func (deviceRebootCmd) groups() []config.Group { return kafkaGroups() }
+
+func (c deviceRebootCmd) run(ctx context.Context, e *env) error {
+	if c.Device == "" {
 		return usageError{"device reboot: --device is required"}
 	}
-	actor, err := e.actor(*by)
+	actor, err := e.actor(c.By)
 	if err != nil {
 		return err
 	}
@@ -206,17 +234,18 @@ func cmdDeviceReboot(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer p.Close()
-	id, err := registry.RequestReboot(ctx, p, *device, actor, *reason, time.Now())
+	id, err := registry.RequestReboot(ctx, p, c.Device, actor, c.Reason, time.Now())
 	if err != nil {
 		return err
 	}
-	return e.printJSON(map[string]string{"device_id": *device, "request_id": id, "status": "requested", "requested_by": actor})
+	return e.printJSON(map[string]string{"device_id": c.Device, "request_id": id, "status": "requested", "requested_by": actor})
 }
 
-func cmdMigrate(ctx context.Context, e *env, args []string) error {
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
+type migrateCmd struct{ Settings }
+
+func (migrateCmd) groups() []config.Group { return attachGroups() }
+
+func (migrateCmd) run(ctx context.Context, e *env) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)
 	if err != nil {
 		return err

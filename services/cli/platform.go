@@ -8,35 +8,72 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mimamori/mimamori/services/app"
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 )
 
-func cmdRun(ctx context.Context, e *env, args []string) error {
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
+type runCmd struct{ Settings }
+
+func (runCmd) groups() []config.Group { return config.AllGroups() }
+func (runCmd) run(ctx context.Context, e *env) error {
 	return runPlatform(ctx, e, app.Services, nil)
 }
 
-func cmdServe(ctx context.Context, e *env, args []string) error {
-	rest, err := e.parse(args)
-	if err != nil {
-		return err
+// serveCmd runs one service; its subcommands are app.Services.
+type serveCmd struct {
+	Ingest    serveIngestCmd    `cmd:"" help:"the appliance ingest gateway"`
+	Projector serveProjectorCmd `cmd:"" help:"the projector: events into ClickHouse"`
+	Portal    servePortalCmd    `cmd:"" help:"the customer portal (needs an SMTP relay: it mails credentials and password resets)"`
+	Watchdog  serveWatchdogCmd  `cmd:"" help:"the liveness watchdog of the appliances"`
+	Notifier  serveNotifierCmd  `cmd:"" help:"the notifier: alert mails, digests and webhooks"`
+}
+
+func (serveCmd) missing() string { return fmt.Sprintf("serve: name one service of %v", app.Services) }
+
+// serviceCmd is what every subcommand of `mimamori serve` reads: the
+// settings of the whole platform, as `run`.
+type serviceCmd struct{ Settings }
+
+func (serviceCmd) groups() []config.Group { return config.AllGroups() }
+
+type (
+	serveIngestCmd    struct{ serviceCmd }
+	serveProjectorCmd struct{ serviceCmd }
+	servePortalCmd    struct{ serviceCmd }
+	serveWatchdogCmd  struct{ serviceCmd }
+	serveNotifierCmd  struct{ serviceCmd }
+)
+
+func (serveIngestCmd) run(ctx context.Context, e *env) error    { return serve(ctx, e, "ingest") }
+func (serveProjectorCmd) run(ctx context.Context, e *env) error { return serve(ctx, e, "projector") }
+func (serveWatchdogCmd) run(ctx context.Context, e *env) error  { return serve(ctx, e, "watchdog") }
+func (serveNotifierCmd) run(ctx context.Context, e *env) error  { return serve(ctx, e, "notifier") }
+
+// run refuses to start without an SMTP relay: the portal mails temporary
+// credentials and password resets, and the embedded mailbox only runs
+// beside the notifier in `run` and `demo`, so a portal served alone would
+// lose those mails.
+func (servePortalCmd) run(ctx context.Context, e *env) error {
+	if e.cfg.SMTPHost == "" {
+		return usageError{"serve portal: smtp-host (--smtp-host, MIMAMORI_SMTP_HOST) is empty: the portal mails temporary credentials " +
+			"and password resets, so it needs an SMTP relay (only run and demo use the embedded mailbox)"}
 	}
-	if len(rest) != 1 {
-		e.flags.Usage()
-		return usageError{fmt.Sprintf("serve: name one service of %v", app.Services)}
-	}
+	return serve(ctx, e, "portal")
+}
+
+// serve runs one service against the configured (or running embedded)
+// Kafka and ClickHouse.
+func serve(ctx context.Context, e *env, name string) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	a, err := app.New(ctx, p, rest)
+	a, err := app.New(ctx, p, []string{name})
 	if err != nil {
 		return err
 	}
-	e.log.Info("serving", "service", rest[0], "ingest", p.Endpoints.Ingest, "portal", p.Endpoints.Portal, "admin", p.Endpoints.Admin)
+	e.log.Info("serving", "service", name, "ingest", p.Endpoints.Ingest, "portal", p.Endpoints.Portal, "admin", p.Endpoints.Admin)
 	return a.Run(ctx)
 }
 

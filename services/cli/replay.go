@@ -4,17 +4,21 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/mimamori/mimamori/services/config"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/replay"
 )
 
-func cmdReplay(ctx context.Context, e *env, args []string) error {
-	keep := e.flags.Bool("keep", false, "keep the rebuilt database instead of dropping it after the comparison")
-	into := e.flags.String("into", "", "name of the database to rebuild into (default <database>_replay_<time>)")
-	if _, err := e.parse(args); err != nil {
-		return err
-	}
+type replayCmd struct {
+	Keep bool   `help:"keep the rebuilt database instead of dropping it after the comparison"`
+	Into string `help:"name of the database to rebuild into (default <database>_replay_<time>)"`
+	Settings
+}
+
+func (replayCmd) groups() []config.Group { return attachGroups() }
+
+func (c replayCmd) run(ctx context.Context, e *env) error {
 	p, err := platform.Attach(ctx, e.cfg, e.log)
 	if err != nil {
 		return err
@@ -22,11 +26,11 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	defer p.Close()
 	fmt.Fprintf(e.out, "replaying the log from offset 0 into a fresh database…\n")
 	rep, err := replay.Run(ctx, p.Kafka, p.Conn, e.cfg.ClickHouseDatabase, replay.Options{
-		FreshDB:   *into,
+		FreshDB:   c.Into,
 		LiveGroup: projector.Group,
 		Progress:  func(n int) { fmt.Fprintf(e.out, "  %d events replayed\n", n) },
 	}, e.log)
-	if rep.FreshDB != "" && !*keep {
+	if rep.FreshDB != "" && !c.Keep {
 		defer func() {
 			if err := replay.Drop(context.WithoutCancel(ctx), p.Conn, rep.FreshDB); err != nil {
 				e.log.Warn("drop replay database", "database", rep.FreshDB, "err", err)

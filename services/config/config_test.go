@@ -186,3 +186,30 @@ func TestTrustedProxiesAndPublicMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A command loads only the groups it reads: their settings are parsed
+// and checked (a flag over its variable over the default), the others
+// keep their zero value, unchecked.
+func TestLoadGroups(t *testing.T) {
+	env := map[string]string{"MIMAMORI_LOG_FORMAT": "json", "MIMAMORI_LOG_LEVEL": "debug", "MIMAMORI_KAFKA_PARTITIONS": "six"}
+	got, err := config.LoadGroups([]config.Group{config.Log}, map[string]string{"log-level": "warn"},
+		func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LogLevel != "warn" || got.LogFormat != "json" || got.KafkaPartitions != 0 || got.DataDir != "" {
+		t.Errorf("got level %q format %q partitions %d data %q, want warn (flag), json (variable), and the unread groups zero",
+			got.LogLevel, got.LogFormat, got.KafkaPartitions, got.DataDir)
+	}
+	_, err = config.LoadGroups([]config.Group{config.Data, config.Kafka}, nil, func(k string) string { return env[k] })
+	if want := `kafka-partitions (from MIMAMORI_KAFKA_PARTITIONS): want a whole number, got "six"`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	var names []string
+	for _, f := range config.Flags(config.Log) {
+		names = append(names, f.Name+"="+f.Env+"="+f.Default)
+	}
+	if got, want := strings.Join(names, " "), "log-level=MIMAMORI_LOG_LEVEL=info log-format=MIMAMORI_LOG_FORMAT=text"; got != want {
+		t.Errorf("Flags(Log) = %s, want %s", got, want)
+	}
+}

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,7 +20,9 @@ func main() {
 	err := cli.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mimamori:", err)
+		if !errors.Is(err, flag.ErrHelp) { // the help was the answer
+			fmt.Fprintln(os.Stderr, "mimamori:", err)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

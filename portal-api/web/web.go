@@ -1,8 +1,9 @@
 // Package web is the customer portal's user interface: a small single-page
-// application in plain JavaScript (Japanese by default, English on request),
-// with its styles and the vendored chart library, embedded in the binary so
-// that the portal needs no CDN and no network. The portal serves the page
-// at every path in Pages and the assets under /assets/.
+// application in plain JavaScript ES modules served as they are (Japanese by
+// default, English on request; README.md has the layout), with its styles
+// and the vendored chart library, embedded in the binary so that the portal
+// needs no CDN and no network. The portal serves the page at every path in
+// Pages and the assets under /assets/.
 package web
 
 import (
@@ -20,8 +21,9 @@ import (
 //go:embed static vendor
 var files embed.FS
 
-// Pages are the paths the application answers itself (history routing);
-// the portal serves the same index page at each. /reset is the link of the
+// Pages are the paths the application answers itself (history routing,
+// static/lib/routes.js; TestJavaScript checks that the two agree); the
+// portal serves the same index page at each. /reset is the link of the
 // password reset mail (accounts.RequestReset); /alerts/:id, /devices/:id
 // and /notices/:id are the links of the notifier's mails; /operator/... are
 // the operator's pages, which the API refuses to other roles.

@@ -23,6 +23,7 @@ import (
 	"github.com/mimamori/mimamori/portal-api/dashboard"
 	"github.com/mimamori/mimamori/portal-api/portal"
 	"github.com/mimamori/mimamori/services/ingest"
+	"github.com/mimamori/mimamori/services/mailbox"
 	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/registry"
@@ -33,15 +34,27 @@ import (
 var Services = []string{"ingest", "projector", "portal", "watchdog", "notifier"}
 
 // App is a set of services bound to their listeners, ready to Run.
+//
+// What several services share (the portal's address, the embedded mailbox,
+// the embedded SMS sink) is made by the first service that asks for it, so
+// the services may be built in any order.
 type App struct {
 	p     *platform.Platform
 	reg   *prometheus.Registry
 	parts []func(context.Context) error
 	lns   []net.Listener
-	sms   *accounts.SMSSink // the embedded SMS gateway, when no real one is set
+	// closers run once every part has returned (or New failed): what the
+	// parts share, such as the embedded mailbox, closes after its last user.
+	closers []func()
 	// checks are the readiness checks of the services, served on the
 	// admin listener.
 	checks map[string]admin.Check
+
+	runsPortal bool
+	portalLn   net.Listener     // see portalListener
+	box        *mailbox.Mailbox // see mailbox; nil with a relay
+	sms        accounts.SMSSender
+	smsSink    *accounts.SMSSink // the embedded SMS gateway, when no real one is set
 }
 
 // New binds the listeners of the named services (so port 0 resolves before
@@ -50,43 +63,35 @@ func New(ctx context.Context, p *platform.Platform, names []string) (_ *App, err
 	a := &App{p: p, reg: admin.NewRegistry(), checks: map[string]admin.Check{}}
 	defer func() {
 		if err != nil {
-			a.closeListeners()
+			a.close()
 		}
 	}()
+	build := map[string]func() error{
+		"ingest":    func() error { return a.ingest(ctx) },
+		"projector": a.projector,
+		"portal":    a.portal,
+		"watchdog":  a.watchdog,
+		"notifier":  a.notifier,
+	}
+	var chosen []string
 	for _, n := range names {
 		if !slices.Contains(Services, n) {
 			return nil, fmt.Errorf("unknown service %q (want one of %v)", n, Services)
 		}
-	}
-	if slices.Contains(names, "ingest") {
-		if err := a.ingest(ctx); err != nil {
-			return nil, err
+		if !slices.Contains(chosen, n) {
+			chosen = append(chosen, n)
 		}
 	}
-	if slices.Contains(names, "projector") {
-		if err := a.projector(); err != nil {
-			return nil, err
-		}
-	}
-	if slices.Contains(names, "portal") {
-		if err := a.portal(); err != nil {
-			return nil, err
-		}
-	}
-	if slices.Contains(names, "watchdog") {
-		if err := a.watchdog(); err != nil {
-			return nil, err
-		}
-	}
-	if slices.Contains(names, "notifier") {
-		if err := a.notifier(); err != nil {
+	a.runsPortal = slices.Contains(chosen, "portal")
+	for _, n := range chosen {
+		if err := build[n](); err != nil {
 			return nil, err
 		}
 	}
 	// Every service's health, readiness and metrics are on the admin
 	// address, which need not face the internet as the ingest and portal
 	// listeners do (those serve them too only with public-metrics).
-	if slices.ContainsFunc(names, func(n string) bool { return n == "projector" || n == "watchdog" || n == "notifier" }) {
+	if slices.ContainsFunc(chosen, func(n string) bool { return n == "projector" || n == "watchdog" || n == "notifier" }) {
 		a.checks["clickhouse"] = p.Conn.Ping
 	}
 	ln, err := a.listen(p.Cfg.AdminAddr)
@@ -108,19 +113,55 @@ func (a *App) listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (a *App) closeListeners() {
+// close closes the listeners and runs the closers, last made first.
+func (a *App) close() {
 	for _, ln := range a.lns {
 		_ = ln.Close()
+	}
+	for _, c := range slices.Backward(a.closers) {
+		c()
 	}
 }
 
 // Run runs every service until ctx ends or one fails.
 func (a *App) Run(ctx context.Context) error {
+	defer a.close()
 	g, ctx := errgroup.WithContext(ctx)
 	for _, part := range a.parts {
 		g.Go(func() error { return part(ctx) })
 	}
 	return g.Wait()
+}
+
+// portalListener is the portal's listener, bound at the first call; its
+// address is in Endpoints.Portal.
+func (a *App) portalListener() (net.Listener, error) {
+	if a.portalLn == nil {
+		ln, err := a.listen(a.p.Cfg.PortalAddr)
+		if err != nil {
+			return nil, err
+		}
+		a.portalLn = ln
+		a.p.Endpoints.Portal = "http://" + ln.Addr().String()
+	}
+	return a.portalLn, nil
+}
+
+// portalURL is where mail links send the customers: portal-url, or else
+// the portal of this process, or else portal-addr.
+func (a *App) portalURL() (string, error) {
+	switch {
+	case a.p.Cfg.PortalURL != "":
+		return a.p.Cfg.PortalURL, nil
+	case a.runsPortal:
+		ln, err := a.portalListener()
+		if err != nil {
+			return "", err
+		}
+		return "http://" + ln.Addr().String(), nil
+	default:
+		return "http://" + a.p.Cfg.PortalAddr, nil
+	}
 }
 
 func (a *App) projector() error {
@@ -137,11 +178,10 @@ func (a *App) projector() error {
 }
 
 func (a *App) portal() error {
-	ln, err := a.listen(a.p.Cfg.PortalAddr)
+	ln, err := a.portalListener()
 	if err != nil {
 		return err
 	}
-	a.p.Endpoints.Portal = "http://" + ln.Addr().String()
 	acc, err := a.accounts()
 	if err != nil {
 		return err

@@ -35,63 +35,26 @@ func (a *App) watchdog() error {
 	return nil
 }
 
-// notifier adds the notifier, and the embedded mailbox when no SMTP relay
-// is configured.
+// notifier adds the notifier.
 func (a *App) notifier() error {
 	cfg := a.p.Cfg
 	log := a.p.Log.With("service", "notifier")
-	var box *mailbox.Mailbox
-	if cfg.SMTPHost == "" {
-		var err error
-		if box, err = mailbox.Start(cfg.MailboxSMTPAddr); err != nil {
-			return err
-		}
-		ln, err := a.listen(cfg.MailboxAddr)
-		if err != nil {
-			_ = box.Close()
-			return err
-		}
-		a.p.Endpoints.Mailbox = "http://" + ln.Addr().String()
-		a.p.Endpoints.MailboxSMTP = box.Addr()
-		if sink := a.sms; sink != nil {
-			box.ShowTexts(func() []mailbox.Text {
-				var out []mailbox.Text
-				for _, m := range sink.Messages() {
-					out = append(out, mailbox.Text{To: m.To, Body: m.Body, At: m.At})
-				}
-				return out
-			})
-		}
-		a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, box.Handler(), a.p.Log) })
-		log.Info("embedded mailbox", "page", a.p.Endpoints.Mailbox, "smtp", box.Addr())
-	}
-	closeBox := func() {
-		if box != nil {
-			_ = box.Close()
-		}
-	}
-	mailer, err := smtp.New(a.smtpConfig())
+	mailer, err := a.mailer()
 	if err != nil {
-		closeBox()
 		return err
 	}
 	key := []byte(cfg.NotifyWebhookKey)
 	if len(key) == 0 {
 		if key, err = notifier.LoadOrCreateKey(notifier.KeyFile(cfg.DataDir)); err != nil {
-			closeBox()
 			return err
 		}
 	}
-	portalURL := cfg.PortalURL
-	if portalURL == "" {
-		portalURL = a.p.Endpoints.Portal
-	}
-	if portalURL == "" {
-		portalURL = "http://" + cfg.PortalAddr
+	portalURL, err := a.portalURL()
+	if err != nil {
+		return err
 	}
 	prod, err := eventlog.NewProducer(a.p.Kafka)
 	if err != nil {
-		closeBox()
 		return err
 	}
 	n, err := notifier.New(notifier.Config{PortalURL: portalURL, RepeatWindow: cfg.NotifyRepeatWindow,
@@ -99,22 +62,64 @@ func (a *App) notifier() error {
 		WebhookGiveUp: cfg.NotifyWebhookGiveUp, MailGiveUp: cfg.NotifyMailGiveUp}, a.p.Kafka, prod, mailer, log, a.reg)
 	if err != nil {
 		prod.Close()
-		closeBox()
 		return fmt.Errorf("notifier: %w", err)
 	}
 	a.parts = append(a.parts, func(ctx context.Context) error {
-		// The embedded relay stops only after the notifier has finished
-		// the batch in flight.
-		defer closeBox()
 		defer prod.Close()
 		return n.Run(ctx)
 	})
 	return nil
 }
 
+// mailer is a client of the configured relay, or else of the embedded
+// mailbox (started at the first call).
+func (a *App) mailer() (*smtp.Mailer, error) {
+	if err := a.mailbox(); err != nil {
+		return nil, err
+	}
+	return smtp.New(a.smtpConfig())
+}
+
+// mailbox starts the embedded mailbox and serves its page, once, when no
+// SMTP relay is configured. It closes after every service has stopped
+// (App.close), so a batch in flight still reaches it.
+func (a *App) mailbox() error {
+	cfg := a.p.Cfg
+	if cfg.SMTPHost != "" || a.box != nil {
+		return nil
+	}
+	box, err := mailbox.Start(cfg.MailboxSMTPAddr)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { _ = box.Close() })
+	ln, err := a.listen(cfg.MailboxAddr)
+	if err != nil {
+		return err
+	}
+	a.box = box
+	a.p.Endpoints.Mailbox = "http://" + ln.Addr().String()
+	a.p.Endpoints.MailboxSMTP = box.Addr()
+	// The SMS sink, if any, is made while the services are built; the page
+	// reads it when served, after New.
+	box.ShowTexts(func() []mailbox.Text {
+		if a.smsSink == nil {
+			return nil
+		}
+		var out []mailbox.Text
+		for _, m := range a.smsSink.Messages() {
+			out = append(out, mailbox.Text{To: m.To, Body: m.Body, At: m.At})
+		}
+		return out
+	})
+	a.parts = append(a.parts, func(ctx context.Context) error { return admin.Serve(ctx, ln, box.Handler(), a.p.Log) })
+	a.p.Log.Info("embedded mailbox", "page", a.p.Endpoints.Mailbox, "smtp", box.Addr())
+	return nil
+}
+
 // smtpConfig is how the notifier and the accounts owner reach the relay:
 // the configured one, or else the embedded mailbox (plain text, no
-// login), once the notifier started it.
+// login).
 func (a *App) smtpConfig() smtp.Config {
 	cfg := a.p.Cfg
 	if cfg.SMTPHost == "" {

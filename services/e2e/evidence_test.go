@@ -52,13 +52,20 @@ func TestAlertFirstVersionStands(t *testing.T) {
 	if _, err := c.SendAlerts(ctx, []events.Alert{control}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 60*time.Second, "the control alert's mail and row", func() (bool, string) {
-		n, rows := len(alertMailsIn(box)), countAlerts(t, s, "id = ?", control.ID)
-		return n >= 2 && rows == 1, fmt.Sprintf("%d alert mails, %d rows", n, rows)
-	})
-
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	st, err := dashboard.New(s.conn, s.db, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The portal's detail reads tables filled by views of the alerts
+	// table, each insert committed on its own: wait for the detail too.
+	testkit.WaitFor(t, 60*time.Second, "the control alert's mail, row and portal detail", func() (bool, string) {
+		n, rows := len(alertMailsIn(box)), countAlerts(t, s, "id = ?", control.ID)
+		_, err := st.Alert(rctx, reg.CustomerID, control.ID)
+		return n >= 2 && rows == 1 && err == nil, fmt.Sprintf("%d alert mails, %d rows, detail: %v", n, rows, err)
+	})
+
 	var stored []int
 	if err := eventlog.ReadToEnd(rctx, s.p.Kafka, []string{s.p.Kafka.Topic(events.TopicAlerts)}, nil, func(_ *kgo.Record, e events.Envelope) {
 		if p, err := events.Decode(e); err == nil && e.ID == high.ID {
@@ -75,10 +82,6 @@ func TestAlertFirstVersionStands(t *testing.T) {
 	if err := s.conn.QueryRow(rctx, "SELECT severity, label FROM "+s.db+".alerts WHERE id = ?", high.ID).Scan(&sev, &label); err != nil ||
 		sev != 3 || label != high.Label {
 		t.Fatalf("ClickHouse: severity %d label %q (%v), want the first version", sev, label, err)
-	}
-	st, err := dashboard.New(s.conn, s.db, time.Now)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if a, err := st.Alert(rctx, reg.CustomerID, high.ID); err != nil || a.Severity != 3 || a.Label != high.Label {
 		t.Fatalf("portal detail: %+v, %v; want the first version", a, err)

@@ -26,7 +26,7 @@ import (
 	"github.com/mimamori/mimamori/infra/testkit/stacktest"
 	"github.com/mimamori/mimamori/infra/testkit/testlog"
 	"github.com/mimamori/mimamori/portal-api/accounts"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/replay"

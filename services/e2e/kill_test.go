@@ -23,7 +23,7 @@ import (
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
 	"github.com/mimamori/mimamori/infra/testkit/stacktest"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 	"github.com/mimamori/mimamori/services/registry"
 )
 

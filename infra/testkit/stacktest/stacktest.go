@@ -13,9 +13,9 @@ import (
 
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/app"
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/app"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 )
 
 // Stack is a running platform.

@@ -22,7 +22,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/queue"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/cli"
 	"github.com/mimamori/mimamori/services/ingest"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/tlsca"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mimamori/mimamori/appliance/defs"
 	"github.com/mimamori/mimamori/appliance/pcapgen"
-	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/cli"
 )
 
 // inspected is what `defs inspect` prints.

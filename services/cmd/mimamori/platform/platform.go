@@ -25,7 +25,7 @@ import (
 	"github.com/mimamori/mimamori/analytics/chserver"
 	"github.com/mimamori/mimamori/analytics/migrate"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
 )
 
 // Endpoints says where a running platform listens. `mimamori run` writes

@@ -21,9 +21,9 @@ import (
 	"github.com/mimamori/mimamori/appliance/uplink"
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 	"github.com/mimamori/mimamori/services/notifier"
-	"github.com/mimamori/mimamori/services/platform"
 	"github.com/mimamori/mimamori/services/replay"
 )
 

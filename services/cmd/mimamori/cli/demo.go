@@ -12,9 +12,9 @@ import (
 
 	"github.com/mimamori/mimamori/appliance/fleet"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/app"
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/app"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 	"github.com/mimamori/mimamori/services/registry"
 	"github.com/mimamori/mimamori/services/tlsca"
 )

@@ -7,7 +7,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/mimamori/mimamori/services/app"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/app"
 )
 
 // Every leaf of the command tree runs, every parent names its

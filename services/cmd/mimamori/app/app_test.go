@@ -14,8 +14,8 @@ import (
 	"github.com/mimamori/mimamori/analytics/chtest"
 	"github.com/mimamori/mimamori/events/eventlog"
 	"github.com/mimamori/mimamori/infra/testkit"
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }

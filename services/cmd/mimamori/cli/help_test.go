@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/cli"
 )
 
 // A command's help lists its own flags and the settings of the groups it

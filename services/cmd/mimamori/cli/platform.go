@@ -7,9 +7,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mimamori/mimamori/services/app"
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/app"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 )
 
 type runCmd struct{ Settings }

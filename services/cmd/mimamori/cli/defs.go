@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/mimamori/mimamori/appliance/defs"
-	"github.com/mimamori/mimamori/services/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
 	"github.com/mimamori/mimamori/services/ingest"
 )
 

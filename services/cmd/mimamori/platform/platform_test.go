@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 )
 
 // A platform started against a cluster whose devices topic has the

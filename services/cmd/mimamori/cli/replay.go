@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/mimamori/mimamori/services/config"
-	"github.com/mimamori/mimamori/services/platform"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/platform"
 	"github.com/mimamori/mimamori/services/projector"
 	"github.com/mimamori/mimamori/services/replay"
 )

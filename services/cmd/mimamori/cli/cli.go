@@ -21,7 +21,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/inspect"
 	"github.com/mimamori/mimamori/appliance/queue"
 	"github.com/mimamori/mimamori/events"
-	"github.com/mimamori/mimamori/services/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
 )
 
 // Version is set at build time with -ldflags "-X …/cli.Version=…".

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mimamori/mimamori/services/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
 )
 
 // load parses args and env as the binary does.

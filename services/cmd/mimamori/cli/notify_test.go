@@ -13,7 +13,7 @@ import (
 
 	"github.com/mimamori/mimamori/events"
 	"github.com/mimamori/mimamori/events/eventlog"
-	"github.com/mimamori/mimamori/services/cli"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/cli"
 	"github.com/mimamori/mimamori/services/notifier"
 )
 

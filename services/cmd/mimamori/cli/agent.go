@@ -16,7 +16,7 @@ import (
 	"github.com/mimamori/mimamori/appliance/defs"
 	"github.com/mimamori/mimamori/appliance/inspect"
 	"github.com/mimamori/mimamori/appliance/queue"
-	"github.com/mimamori/mimamori/services/config"
+	"github.com/mimamori/mimamori/services/cmd/mimamori/config"
 )
 
 // errRebootRequested ends the agent when the cloud sends "reboot": the
